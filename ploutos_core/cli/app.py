@@ -1,0 +1,54 @@
+"""Build the ``ploutos`` click group from a plugin manager."""
+
+from __future__ import annotations
+
+import click
+
+from ploutos_core.cli.context import AppContext
+from ploutos_core.cli.data_cmd import data_group
+from ploutos_core.cli.evaluate_cmd import evaluate_command
+from ploutos_core.cli.plugins_cmd import plugins_group
+from ploutos_core.cli.run_cmd import run_group
+from ploutos_core.cli.stages_cmd import stages_group
+from ploutos_core.errors import PluginError
+from ploutos_core.plugins import PloutosPluginManager
+from ploutos_core.registry import call_impl
+
+BUILTIN_COMMANDS = (plugins_group, stages_group, data_group, run_group, evaluate_command)
+
+
+def build_cli(pm: PloutosPluginManager) -> click.Group:
+    """The top-level group with built-in commands and those plugins add.
+
+    :raises PluginError: when a plugin adds a command whose name is taken.
+    """
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"],
+                                   "max_content_width": 100})
+    @click.version_option(package_name="ploutos", prog_name="ploutos")
+    @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+    @click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+                  help="Load a local plugin module or .py file (repeatable; also "
+                       "$PLOUTOS_PLUGINS, comma-separated).")
+    @click.option("--block-plugin", "blocked", multiple=True, metavar="NAME",
+                  help="Do not load this plugin (repeatable; also $PLOUTOS_BLOCK_PLUGINS).")
+    @click.pass_context
+    def cli(ctx: click.Context, debug: bool, plugins: tuple[str, ...],
+            blocked: tuple[str, ...]) -> None:
+        """Ploutos: curriculum reinforcement learning for trading agents.
+
+        Quick start: 'ploutos run curriculum --source synthetic --scale 0.001 --ignore-gates'.
+        """
+        ctx.obj = AppContext(pm, debug=debug)
+
+    for command in BUILTIN_COMMANDS:
+        cli.add_command(command)
+    for impl in pm.hook.ploutos_register_commands.get_hookimpls():
+        before = dict(cli.commands)
+        call_impl(impl, "ploutos_register_commands", {"cli": cli})
+        replaced = sorted(name for name, command in before.items()
+                          if cli.commands.get(name) is not command)
+        if replaced:
+            raise PluginError(f"plugin {impl.plugin_name!r} replaced the command(s) "
+                              f"{', '.join(replaced)}; command names must be unique")
+    return cli

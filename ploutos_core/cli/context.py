@@ -1,0 +1,40 @@
+"""The object every command receives: the plugin manager and the run-wide flags."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from ploutos_core.plugins import PloutosPluginManager
+from ploutos_core.registry import Registry
+from ploutos_core.stage_files import stage_file_plugins
+
+
+class AppContext:
+    """Shared state of one CLI invocation.
+
+    :param pm: the plugin manager made by ``main()``.
+    :param debug: show tracebacks.
+    """
+
+    def __init__(self, pm: PloutosPluginManager, debug: bool = False) -> None:
+        self.pm = pm
+        self.debug = debug
+        self._registry: Registry | None = None
+        self._stage_files: list[Path] = []
+
+    def registry(self, stage_files: Sequence[str | Path] = ()) -> Registry:
+        """The registry, with the stages of ``stage_files`` registered as plugins."""
+        new = [Path(p) for p in stage_files if Path(p) not in self._stage_files]
+        for name, plugin in stage_file_plugins(new):
+            self.pm.register_plugin(plugin, name, self.pm.info(name))
+            self._registry = None
+        self._stage_files.extend(new)
+        if self._registry is None:
+            self._registry = Registry(self.pm)
+        return self._registry
+
+
+pass_app = click.make_pass_decorator(AppContext)

@@ -1,0 +1,99 @@
+"""``ploutos evaluate``: backtest a model on a split beside its baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ploutos_core.algorithm import TrainingSetup
+from ploutos_core.artifacts import RunLayout
+from ploutos_core.cli.context import AppContext, pass_app
+from ploutos_core.cli.options import (
+    data_options,
+    device_option,
+    make_data_options,
+    seed_option,
+    split_list,
+    stage_file_option,
+)
+from ploutos_core.data.stage_data import load_stage_panel
+from ploutos_core.device import resolve_device
+from ploutos_core.errors import ConfigError
+from ploutos_core.evaluation.evaluate import build_backtest_env, evaluate_agent, with_cost_multiplier
+from ploutos_core.evaluation.report import format_table, write_reports
+from ploutos_core.model_files import read_metadata, resolve_model_path
+from ploutos_core.stage import Hyperparameters
+
+
+def parse_multipliers(value: str) -> list[float]:
+    """``"1,2,3"`` → ``[1.0, 2.0, 3.0]``.
+
+    :raises ConfigError: for a non-number or a negative multiplier.
+    """
+    try:
+        multipliers = [float(part) for part in split_list(value)]
+    except ValueError as exc:
+        raise ConfigError(f"--cost-multiplier {value!r}: expected numbers like 1,2,3") from exc
+    if not multipliers or any(m < 0 for m in multipliers):
+        raise ConfigError(f"--cost-multiplier {value!r}: expected numbers >= 0 like 1,2,3")
+    return multipliers
+
+
+@click.command("evaluate")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--stage", "stage_name", required=True,
+              help="Stage whose tickers, splits and costs define the backtest.")
+@click.option("--split", type=click.Choice(["validation", "test", "train"]), default="validation",
+              show_default=True, help="train is reported as in-sample, never as a result.")
+@click.option("--cost-multiplier", default="1", show_default=True,
+              help="Comma-separated multipliers of the stage's cost, e.g. 1,2,3.")
+@click.option("--risk-free-rate", type=float, default=0.0, show_default=True,
+              help="Annual risk-free rate for Sharpe and Sortino.")
+@click.option("--algorithm", help="Algorithm the model was trained with (default: from the "
+                                  "model file).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default=True, help="Reports go to OUT/reports/<stage>/.")
+@data_options
+@seed_option
+@device_option
+@stage_file_option
+@pass_app
+def evaluate_command(app: AppContext, model: Path, stage_name: str, split: str,
+                     cost_multiplier: str, risk_free_rate: float, algorithm: str | None,
+                     out_dir: Path, seed: int, device: str, stage_files: tuple[str, ...],
+                     **data: Any) -> None:
+    """Backtest MODEL deterministically on a split, with baselines on the same days and costs.
+
+    Writes reports/<stage>/<split>.json, .md and .png (with a _costNx suffix for
+    multipliers other than 1).
+    """
+    registry = app.registry(stage_files)
+    stage = registry.stage(stage_name)
+    multipliers = parse_multipliers(cost_multiplier)
+    path = resolve_model_path(model)
+    metadata = read_metadata(path)
+    algorithm_name = algorithm or metadata.get("algorithm") or stage.algorithm
+    if metadata.get("algorithm") and algorithm and algorithm != metadata["algorithm"]:
+        raise ConfigError(f"{path} was trained with {metadata['algorithm']!r}, not {algorithm!r}")
+    options = make_data_options(data["source"], data["data_dir"], data["cache_dir"],
+                                data["refresh"], seed)
+    panel = load_stage_panel(registry.data_source(options.source), stage, options, through=split)
+    resolved_device = resolve_device(device)
+    hyperparameters = Hyperparameters(**metadata["hyperparameters"]) \
+        if metadata.get("hyperparameters") else stage.hyperparameters
+    setup = TrainingSetup(hyperparameters=hyperparameters, seed=seed, device=resolved_device)
+    layout = RunLayout(out_dir)
+    agent = None
+    for multiplier in multipliers:
+        costed = with_cost_multiplier(stage, multiplier)
+        env: Any = build_backtest_env(registry, costed, panel, split, resolved_device)  # type: ignore[arg-type]
+        if agent is None:
+            agent = registry.algorithm(algorithm_name).load(path, env, setup)
+        result = evaluate_agent(agent, registry, costed, panel, split, model=str(path),  # type: ignore[arg-type]
+                                risk_free_rate=risk_free_rate, env=env)
+        stem = split if multiplier == 1 else f"{split}_cost{multiplier:g}x"
+        files = write_reports(result, layout.report_dir(stage.name), stem)
+        click.echo(format_table(result))
+        click.echo(f"wrote {files.json}, {files.markdown.name}, {files.plot.name}\n")

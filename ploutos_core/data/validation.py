@@ -1,0 +1,176 @@
+"""Validate raw per-ticker frames and align them into one :class:`Panel`.
+
+Every refusal is a :class:`DataError` naming the ticker, where the frame came
+from and the first bad date, so a user can open the file at that line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ploutos_core.data.panel import FIELDS, DateRange, Panel
+from ploutos_core.errors import DataError
+
+PRICE_FIELDS = ("open", "high", "low", "close")
+#: relative slack for OHLC bounds: real adjusted data miss them in the last binary digit.
+OHLC_TOLERANCE = 1e-9
+
+_ALIASES = {"date": "date", "datetime": "date", "adj close": "adj_close", "adj_close": "adj_close"}
+
+
+def _where(ticker: str, frame: pd.DataFrame) -> str:
+    origin = frame.attrs.get("origin")
+    return f"{ticker} ({origin})" if origin else ticker
+
+
+def _first_date(frame: pd.DataFrame, mask: np.ndarray) -> str:
+    position = int(np.flatnonzero(mask)[0])
+    return str(pd.Timestamp(frame.index[position]).date())
+
+
+def normalise_frame(ticker: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Lower-case the columns, index by date and keep ``open…volume`` as floats.
+
+    :raises DataError: for an empty frame, missing columns or unparsable dates.
+    """
+    where = _where(ticker, frame)
+    if frame is None or len(frame) == 0:
+        raise DataError(f"{where}: no rows of data; check the ticker and the date range")
+    out = frame.copy()
+    out.columns = [_ALIASES.get(str(c).strip().lower(), str(c).strip().lower()) for c in out.columns]
+    if "date" in out.columns:
+        out = out.set_index("date")
+    missing = [name for name in FIELDS if name not in out.columns]
+    if missing:
+        raise DataError(
+            f"{where}: missing column(s) {', '.join(missing)}; "
+            f"expected Date, Open, High, Low, Close, Volume"
+        )
+    try:
+        index = pd.DatetimeIndex(pd.to_datetime(out.index))
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{where}: dates cannot be parsed ({exc})") from exc
+    if index.tz is not None:
+        index = index.tz_localize(None)
+    out.index = index.normalize()
+    values = out[list(FIELDS)].apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    values.attrs = dict(frame.attrs)
+    return values
+
+
+def validate_frame(ticker: str, frame: pd.DataFrame) -> None:
+    """Refuse duplicate or unsorted dates, bad prices and broken OHLC bounds.
+
+    :param ticker: name used in messages.
+    :param frame: a frame returned by :func:`normalise_frame`.
+    :raises DataError: naming the ticker and the first bad date.
+    """
+    where = _where(ticker, frame)
+    stamps = frame.index.values.astype("datetime64[D]")
+    duplicated = frame.index.duplicated()
+    if duplicated.any():
+        raise DataError(f"{where}: duplicate date {_first_date(frame, duplicated)}; "
+                        f"each trading day must appear once")
+    if len(stamps) > 1:
+        unsorted = np.concatenate([[False], stamps[1:] <= stamps[:-1]])
+        if unsorted.any():
+            raise DataError(f"{where}: dates out of order at {_first_date(frame, unsorted)}; "
+                            f"sort the rows by date")
+    for name in PRICE_FIELDS:
+        column = frame[name].to_numpy()
+        bad = ~np.isfinite(column) | (column <= 0)
+        if bad.any():
+            value = column[np.flatnonzero(bad)[0]]
+            raise DataError(f"{where}: {name} price {value} on {_first_date(frame, bad)} "
+                            f"is missing or not positive")
+    volume = frame["volume"].to_numpy()
+    bad_volume = ~np.isfinite(volume) | (volume < 0)
+    if bad_volume.any():
+        raise DataError(f"{where}: volume missing or negative on {_first_date(frame, bad_volume)}")
+    high = frame["high"].to_numpy()
+    low = frame["low"].to_numpy()
+    upper = np.maximum(frame["open"].to_numpy(), frame["close"].to_numpy())
+    lower = np.minimum(frame["open"].to_numpy(), frame["close"].to_numpy())
+    broken = (high < upper * (1 - OHLC_TOLERANCE)) | (low > lower * (1 + OHLC_TOLERANCE))
+    if broken.any():
+        position = int(np.flatnonzero(broken)[0])
+        raise DataError(
+            f"{where}: OHLC bounds broken on {_first_date(frame, broken)} "
+            f"(open={frame['open'].iat[position]}, high={high[position]}, "
+            f"low={low[position]}, close={frame['close'].iat[position]}); "
+            f"low must be <= open, close <= high"
+        )
+
+
+def align(
+    frames: Mapping[str, pd.DataFrame],
+    tickers: tuple[str, ...],
+    *,
+    date_range: DateRange | None = None,
+    source: str = "unknown",
+) -> Panel:
+    """Validate each frame and align all of them on their common calendar.
+
+    The panel covers the dates where every ticker has history. Inside that
+    range a day traded by one ticker and missing from another is an error, not
+    a silent fill, because a forward-filled price would invent a zero return.
+
+    :param frames: raw frames by ticker, as a data source returns them.
+    :param tickers: the tickers wanted, in column order.
+    :param date_range: keep only these dates (applied before alignment).
+    :param source: name recorded in the panel.
+    :raises DataError: for a missing ticker, bad rows, no overlap or missing days.
+    """
+    missing = [t for t in tickers if t not in frames]
+    if missing:
+        raise DataError(f"source {source!r} returned no data for {', '.join(missing)}; "
+                        f"check the ticker spelling")
+    cleaned: dict[str, pd.DataFrame] = {}
+    for ticker in tickers:
+        frame = normalise_frame(ticker, frames[ticker])
+        validate_frame(ticker, frame)
+        if date_range is not None:
+            lo = pd.Timestamp(date_range.start) if date_range.start else None
+            hi = pd.Timestamp(date_range.end) if date_range.end else None
+            frame = frame.loc[lo:hi]  # type: ignore[misc]
+            if frame.empty:
+                raise DataError(f"{_where(ticker, frames[ticker])}: no rows inside {date_range}; "
+                                f"the data cover {frames[ticker].index.min()}…"
+                                f"{frames[ticker].index.max()}")
+        cleaned[ticker] = frame
+    first = max(frame.index[0] for frame in cleaned.values())
+    last = min(frame.index[-1] for frame in cleaned.values())
+    if first > last:
+        spans = ", ".join(f"{t} {f.index[0].date()}…{f.index[-1].date()}" for t, f in cleaned.items())
+        raise DataError(f"the tickers share no common dates ({spans})")
+    calendar = pd.DatetimeIndex(
+        sorted(set().union(*(f.loc[first:last].index for f in cleaned.values())))
+    )
+    arrays = {name: np.empty((len(calendar), len(tickers))) for name in FIELDS}
+    for column, ticker in enumerate(tickers):
+        frame = cleaned[ticker].loc[first:last]
+        if len(frame) != len(calendar):
+            gaps = calendar.difference(frame.index)
+            others = [t for t, f in cleaned.items() if gaps[0] in f.index]
+            raise DataError(
+                f"{_where(ticker, frames[ticker])}: missing {gaps[0].date()} "
+                f"({len(gaps)} day(s) in all) that {', '.join(others)} trade(s); "
+                f"the files must share one calendar"
+            )
+        for name in FIELDS:
+            arrays[name][:, column] = frame[name].to_numpy()
+    return Panel(
+        dates=calendar.values.astype("datetime64[D]"),
+        tickers=tuple(tickers),
+        source=source,
+        **arrays,
+    )
+
+
+def as_date(value: np.datetime64) -> dt.date:
+    """Convert a ``datetime64`` to :class:`datetime.date`."""
+    return value.astype("datetime64[D]").astype(dt.date)  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""The trading environment: contract for env builders, causal features, the batched env."""

@@ -1,0 +1,275 @@
+"""The batched portfolio environment: every environment stepped at once with array operations.
+
+It implements stable-baselines3's ``VecEnv`` directly: no Python loop over
+environments, no subprocesses. Observation per environment: for each asset a
+window of causal features plus the asset's current weight and the cash weight,
+shape ``(n_assets, window * n_features + 2)``. Action: one score per asset and
+one for cash in ``[-1, 1]``; ``softmax(action_scale * action)`` gives target
+weights (long-only with cash). The decision at the close of day t earns the
+return from t to t+1, net of ``cost × turnover``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import attrs
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from numpy.typing import NDArray
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+
+from ploutos_core.data.panel import Panel
+from ploutos_core.env.accounting import rebalance_and_hold, softmax
+from ploutos_core.env.features import compute_features, window_features
+from ploutos_core.errors import DataError
+from ploutos_core.stage import EnvSettings
+
+#: step size of the moving averages of the differential Sharpe ratio reward.
+DSR_ETA = 0.01
+TRADING_DAYS = 252
+
+
+@attrs.frozen(eq=False)
+class MarketArrays:
+    """What the environment reads each step, precomputed once per panel.
+
+    :param observations: ``(n_days, n_assets, window * n_features)`` float32.
+    :param growth: ``(n_days, n_assets)``: close(t+1) / close(t); the last row is unused.
+    :param first: first day a decision can be made (features defined, inside the split).
+    :param last: last day of the split; the final decision is made at ``last - 1``.
+    :param dates: the panel's dates, for info and reports.
+    """
+
+    observations: NDArray[np.float32]
+    growth: NDArray[np.float64]
+    first: int
+    last: int
+    dates: NDArray[np.datetime64]
+
+    @classmethod
+    def from_panel(cls, panel: Panel, settings: EnvSettings, first: int, last: int,
+                   *, label: str) -> MarketArrays:
+        """Features and growth of ``panel`` for the split rows ``first…last``.
+
+        :raises DataError: when fewer than two decision days remain after warm-up.
+        """
+        observations, ready = window_features(compute_features(panel), settings.window)
+        start = max(first, ready)
+        if last - start < 1:
+            raise DataError(
+                f"the {label} of {','.join(panel.tickers)} ({panel.date(first)}…"
+                f"{panel.date(last)}) leaves {max(last - start, 0)} trading days after the "
+                f"features' warm-up (first usable day {panel.date(min(ready, panel.n_days - 1))}); "
+                f"use earlier data or a later split"
+            )
+        growth = np.ones_like(panel.close)
+        growth[:-1] = panel.close[1:] / panel.close[:-1]
+        return cls(observations=observations, growth=growth, first=start, last=last,
+                   dates=panel.dates)
+
+
+class PortfolioVecEnv(VecEnv):
+    """A batch of long-only portfolio environments over one market.
+
+    :param market: precomputed observations and returns.
+    :param n_envs: environments stepped together.
+    :param settings: episode length, reward, action scale.
+    :param cost_rate: cost per unit of turnover (10 bps → 0.001).
+    :param mode: ``train``: episodes of ``settings.episode_length`` days from random
+        starts, reset automatically; ``backtest``: every environment runs once from
+        ``market.first`` to ``market.last`` starting in cash.
+    :param seed: seed of the start-day sampler.
+    :param start_mask: optional boolean array over days; train episodes start only where true.
+    """
+
+    render_mode = None
+
+    def __init__(
+        self,
+        market: MarketArrays,
+        n_envs: int,
+        settings: EnvSettings,
+        cost_rate: float,
+        mode: Literal["train", "backtest"] = "train",
+        seed: int = 0,
+        start_mask: NDArray[np.bool_] | None = None,
+    ) -> None:
+        self.market = market
+        self.settings = settings
+        self.cost_rate = float(cost_rate)
+        self.mode = mode
+        n_assets = market.observations.shape[1]
+        self.n_assets = n_assets
+        features = market.observations.shape[2] + 2
+        observation_space = spaces.Box(-10.0, 10.0, (n_assets, features), np.float32)
+        action_space = spaces.Box(-1.0, 1.0, (n_assets + 1,), np.float32)
+        super().__init__(n_envs, observation_space, action_space)
+        self.episode_length = (market.last - market.first if mode == "backtest"
+                               else settings.episode_length)
+        self.start_days = self._start_days(start_mask)
+        self._rng = np.random.default_rng(seed)
+        self._day = np.zeros(n_envs, dtype=np.int64)
+        self._age = np.zeros(n_envs, dtype=np.int64)
+        self._weights = np.zeros((n_envs, n_assets + 1))
+        self._value = np.ones(n_envs)
+        self._episode_reward = np.zeros(n_envs)
+        self._log_growth_sum = np.zeros(n_envs)
+        self._log_growth_sq = np.zeros(n_envs)
+        self._dsr_a = np.zeros(n_envs)
+        self._dsr_b = np.zeros(n_envs)
+        self._actions = np.zeros((n_envs, n_assets + 1), dtype=np.float32)
+        self._started = time.monotonic()
+        self._reset_envs(np.ones(n_envs, dtype=bool))
+
+    def _start_days(self, start_mask: NDArray[np.bool_] | None) -> NDArray[np.int64]:
+        first, last = self.market.first, self.market.last
+        if self.mode == "backtest":
+            return np.array([first])
+        latest = max(first, last - self.episode_length)
+        days = np.arange(first, latest + 1)
+        if start_mask is not None:
+            days = days[start_mask[days]]
+            if days.size == 0:
+                raise DataError(
+                    f"no allowed episode start between {self.market.dates[first]} and "
+                    f"{self.market.dates[latest]}: the stage's day filter excludes every day"
+                )
+        return days
+
+    # --- VecEnv interface -------------------------------------------------------------
+
+    def reset(self) -> NDArray[np.float32]:
+        """Start a new episode in every environment and return the observations."""
+        if self._seeds[0] is not None:
+            self._rng = np.random.default_rng(self._seeds[0])
+            self._reset_seeds()
+        self._reset_envs(np.ones(self.num_envs, dtype=bool))
+        return self._observe()
+
+    def step_async(self, actions: NDArray[np.float32]) -> None:
+        """Remember the actions of the next :meth:`step_wait`."""
+        self._actions = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Rebalance, hold one day, compute rewards; reset finished environments."""
+        target = softmax(self.settings.action_scale * np.clip(self._actions, -1.0, 1.0))
+        day = self._day
+        outcome = rebalance_and_hold(self._weights, target, self.market.growth[day],
+                                     self.cost_rate)
+        log_growth = np.log(outcome.net_growth)
+        reward = (log_growth if self.settings.reward == "log_return"
+                  else self._differential_sharpe(outcome.net_growth - 1.0))
+        self._weights = outcome.weights
+        self._value *= outcome.net_growth
+        self._day = day + 1
+        self._age += 1
+        self._episode_reward += reward
+        self._log_growth_sum += log_growth
+        self._log_growth_sq += log_growth**2
+        dones = (self._age >= self.episode_length) | (self._day >= self.market.last)
+        if self.mode == "backtest":
+            infos = [{"net_return": float(outcome.net_growth[i] - 1.0),
+                      "turnover": float(outcome.turnover[i]), "cost": float(outcome.cost[i]),
+                      "weights": target[i].copy(), "day": int(day[i])}
+                     for i in range(self.num_envs)]
+        else:
+            infos = [{} for _ in range(self.num_envs)]
+        observations = self._observe()
+        if dones.any():
+            self._finish(np.flatnonzero(dones), observations, infos)
+            self._reset_envs(dones)
+            observations[dones] = self._observe()[dones]
+        return observations, reward.astype(np.float32), dones, infos
+
+    def _finish(self, finished: NDArray[np.int64], observations: NDArray[np.float32],
+                infos: list[dict[str, Any]]) -> None:
+        elapsed = round(time.monotonic() - self._started, 6)
+        for i in finished:
+            age = int(self._age[i])
+            mean = self._log_growth_sum[i] / age
+            var = max(self._log_growth_sq[i] / age - mean**2, 0.0)
+            sharpe = mean / np.sqrt(var) * np.sqrt(TRADING_DAYS) if var > 1e-18 else 0.0
+            infos[i].update({
+                "terminal_observation": observations[i].copy(),
+                # Episodes end on a time limit or the end of the split, never in a
+                # terminal state, so the value of the last observation is bootstrapped.
+                "TimeLimit.truncated": True,
+                "episode": {"r": float(self._episode_reward[i]), "l": age, "t": elapsed},
+                "portfolio_value": float(self._value[i]),
+                "episode_sharpe": float(sharpe),
+                "is_success": bool(self._value[i] > 1.0),
+            })
+
+    def _reset_envs(self, mask: NDArray[np.bool_]) -> None:
+        count = int(mask.sum())
+        if self.mode == "backtest":
+            self._day[mask] = self.start_days[0]
+        else:
+            self._day[mask] = self._rng.choice(self.start_days, size=count)
+        self._age[mask] = 0
+        self._weights[mask] = 0.0
+        self._weights[mask, -1] = 1.0
+        self._value[mask] = 1.0
+        self._episode_reward[mask] = 0.0
+        self._log_growth_sum[mask] = 0.0
+        self._log_growth_sq[mask] = 0.0
+        self._dsr_a[mask] = 0.0
+        self._dsr_b[mask] = 0.0
+
+    def _observe(self) -> NDArray[np.float32]:
+        features = self.market.observations[self._day]
+        weights = self._weights[:, :-1, None].astype(np.float32)
+        cash = np.broadcast_to(self._weights[:, None, -1:], weights.shape).astype(np.float32)
+        return np.concatenate([features, weights, cash], axis=2)
+
+    def _differential_sharpe(self, returns: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Moody & Saffell's differential Sharpe ratio of this step's return."""
+        a, b = self._dsr_a, self._dsr_b
+        delta_a = returns - a
+        delta_b = returns**2 - b
+        variance = b - a**2
+        reward = np.where(variance > 1e-12,
+                          (b * delta_a - 0.5 * a * delta_b) / np.maximum(variance, 1e-12) ** 1.5,
+                          0.0)
+        self._dsr_a = a + DSR_ETA * delta_a
+        self._dsr_b = b + DSR_ETA * delta_b
+        return np.clip(reward * DSR_ETA, -1.0, 1.0)  # type: ignore[no-any-return]
+
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        """Reseed the start-day sampler (takes effect at once)."""
+        self._rng = np.random.default_rng(seed)
+        return [seed for _ in range(self.num_envs)]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """The attribute of the batch, once per selected environment."""
+        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set an attribute of the whole batch."""
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
+                   **method_kwargs: Any) -> list[Any]:
+        """Call a method of the batch once per selected environment."""
+        method = getattr(self, method_name)
+        return [method(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper[Any, Any, Any, Any]],
+                       indices: VecEnvIndices = None) -> list[bool]:
+        """No environment is wrapped."""
+        return [False for _ in self._get_indices(indices)]
+
+    def _get_indices(self, indices: VecEnvIndices) -> Iterable[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return indices

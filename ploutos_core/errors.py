@@ -1,0 +1,74 @@
+"""Project exception hierarchy: every error a user can cause is one of these.
+
+The CLI turns any :class:`PloutosError` into one line on stderr and exit code 1;
+a traceback is shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class PloutosError(Exception):
+    """Base class of every error Ploutos reports to a user.
+
+    The message must say what is wrong, where, the value found and what to do.
+    """
+
+
+class ConfigError(PloutosError):
+    """A stage file, option or setting is invalid."""
+
+
+class StageFileError(ConfigError):
+    """A stage file failed validation; ``problems`` holds one entry per field error.
+
+    :param path: the file (or a description of the source) that failed.
+    :param problems: human readable ``"what @ where"`` lines.
+    """
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        joined = "; ".join(self.problems)
+        super().__init__(f"invalid stage file {path}: {joined}")
+
+
+class UnknownNameError(ConfigError):
+    """A name (stage, data source, algorithm, …) that no plugin registered."""
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = sorted(known)
+        listing = ", ".join(self.known) if self.known else "none"
+        super().__init__(
+            f"unknown {kind} {name!r}; available: {listing} "
+            f"(a plugin that provides it may not be installed; see 'ploutos plugins list')"
+        )
+
+
+class PluginError(PloutosError):
+    """A plugin misbehaved: wrong registration type, duplicate name, bad hook."""
+
+
+class PluginLoadError(PluginError):
+    """A plugin's entry point could not be imported or registered."""
+
+
+class DataError(PloutosError):
+    """Market data are missing, empty, corrupt or insufficient."""
+
+
+class ModelError(PloutosError):
+    """A model file is missing, corrupt or incompatible with the environment."""
+
+
+class DeviceError(PloutosError):
+    """The requested compute device is unavailable."""
+
+
+class GateFailedError(PloutosError):
+    """A stage's validation result is below its promotion gate."""
+
+
+class TrainingInterrupted(PloutosError):
+    """Training stopped on a signal; the newest checkpoint is kept for ``--resume``."""

@@ -1,0 +1,232 @@
+"""Deterministic backtests of an agent and of baselines on the same days and costs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+from ploutos_core.algorithm import Agent
+from ploutos_core.data.validation import as_date
+from ploutos_core.env.accounting import rebalance_and_hold
+from ploutos_core.errors import PluginError
+from ploutos_core.evaluation.metrics import (
+    PerformanceSummary,
+    bootstrap_sharpe_difference_pvalue,
+    probabilistic_sharpe_ratio,
+    summarize,
+)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@attrs.frozen(eq=False)
+class Backtest:
+    """One strategy's daily path over a split.
+
+    :param name: ``agent`` or a baseline's name.
+    :param days: panel row index of each decision day (the return runs to the next day).
+    :param returns: simple daily returns after costs.
+    :param turnover: traded fraction of the portfolio each day.
+    :param costs: costs paid each day, as a fraction of the portfolio value.
+    :param summary: performance statistics of ``returns``.
+    """
+
+    name: str
+    days: NDArray[np.int64]
+    returns: NDArray[np.float64]
+    turnover: NDArray[np.float64]
+    costs: NDArray[np.float64]
+    summary: PerformanceSummary
+
+    @classmethod
+    def from_arrays(cls, name: str, days: NDArray[np.int64], returns: NDArray[np.float64],
+                    turnover: NDArray[np.float64], costs: NDArray[np.float64],
+                    risk_free_rate: float = 0.0) -> Backtest:
+        """Build a backtest and compute its summary."""
+        return cls(name=name, days=days, returns=returns, turnover=turnover, costs=costs,
+                   summary=summarize(returns, risk_free_rate=risk_free_rate))
+
+    @property
+    def average_turnover(self) -> float:
+        """Mean daily turnover."""
+        return float(self.turnover.mean())
+
+    @property
+    def total_costs(self) -> float:
+        """Costs paid, in units of the initial portfolio value."""
+        values = np.concatenate([[1.0], np.cumprod(1.0 + self.returns)[:-1]])
+        return float((self.costs * values).sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready statistics (non-finite numbers become ``None``)."""
+        stats = {key: _finite(float(value)) for key, value in self.summary.to_dict().items()}
+        stats["n_days"] = self.summary.n_days
+        stats["average_daily_turnover"] = self.average_turnover
+        stats["costs_paid"] = self.total_costs
+        return {"name": self.name, **stats}
+
+
+def run_agent_backtest(agent: Agent, env: Any, risk_free_rate: float = 0.0) -> Backtest:
+    """Step a ``backtest``-mode environment once through its split with deterministic actions.
+
+    :param agent: the policy.
+    :param env: a one-environment VecEnv built with ``mode="backtest"``.
+    :raises PluginError: when the environment's infos lack the backtest fields.
+    """
+    observation = env.reset()
+    days, returns, turnover, costs = [], [], [], []
+    while True:
+        action = agent.predict(observation, deterministic=True)
+        observation, _, dones, infos = env.step(action)
+        info = infos[0]
+        try:
+            days.append(int(info["day"]))
+            returns.append(float(info["net_return"]))
+            turnover.append(float(info["turnover"]))
+            costs.append(float(info["cost"]))
+        except KeyError as exc:
+            raise PluginError(f"the environment's backtest info lacks {exc}; env builders must "
+                              f"report net_return, turnover, cost and day in backtest mode") from exc
+        if dones[0]:
+            break
+    return Backtest.from_arrays("agent", np.array(days), np.array(returns), np.array(turnover),
+                                np.array(costs), risk_free_rate)
+
+
+def baseline_backtests(close: NDArray[np.float64], tickers: tuple[str, ...],
+                       days: NDArray[np.int64], cost_rate: float,
+                       risk_free_rate: float = 0.0) -> list[Backtest]:
+    """Buy-and-hold of each asset, equal-weight buy-and-hold, equal-weight rebalanced, cash.
+
+    Every baseline starts in cash on the first decision day, like the agent, and
+    pays the same cost per unit of turnover.
+
+    :param close: ``(n_days, n_assets)`` closes of the panel.
+    :param tickers: asset names.
+    :param days: the agent's decision days (consecutive panel rows).
+    :param cost_rate: cost per unit of turnover.
+    """
+    n_assets = len(tickers)
+    growth = close[days + 1] / close[days]
+    equal = np.append(np.full(n_assets, 1.0 / n_assets), 0.0)
+    plans: list[tuple[str, NDArray[np.float64], bool]] = [
+        (f"buy_and_hold_{t}", np.eye(n_assets + 1)[i], False) for i, t in enumerate(tickers)
+    ]
+    if n_assets > 1:
+        plans += [("equal_weight_buy_and_hold", equal, False),
+                  ("equal_weight_rebalanced", equal, True)]
+    plans.append(("cash", np.eye(n_assets + 1)[-1], True))
+    results = []
+    for name, target, rebalance in plans:
+        weights = np.eye(n_assets + 1)[-1]
+        rows = []
+        for day in range(len(days)):
+            chosen = target if (rebalance or day == 0) else weights
+            step = rebalance_and_hold(weights, chosen, growth[day], cost_rate)
+            rows.append((float(step.net_growth) - 1.0, float(step.turnover), float(step.cost)))
+            weights = step.weights
+        values = np.array(rows)
+        results.append(Backtest.from_arrays(name, days, values[:, 0], values[:, 1], values[:, 2],
+                                            risk_free_rate))
+    return results
+
+
+@attrs.frozen(eq=False)
+class EvaluationResult:
+    """An agent's out-of-sample backtest beside its baselines.
+
+    :param stage: the stage evaluated.
+    :param split: ``validation`` or ``test`` (or ``train``, reported as in-sample).
+    :param model: the model file evaluated.
+    :param start: first decision day.
+    :param end: last day of the split (the last return ends here).
+    :param cost_bps: transaction cost charged, in basis points.
+    :param agent: the agent's backtest.
+    :param baselines: baselines on the same days and costs.
+    :param dates: calendar date of each decision day, and the final day.
+    """
+
+    stage: str
+    split: str
+    model: str
+    start: dt.date
+    end: dt.date
+    cost_bps: float
+    agent: Backtest
+    baselines: tuple[Backtest, ...]
+    dates: NDArray[np.datetime64]
+
+    @property
+    def best_baseline(self) -> Backtest:
+        """The baseline with the highest Sharpe ratio."""
+        return max(self.baselines, key=lambda b: b.summary.sharpe)
+
+    @property
+    def sharpe_vs_best_baseline(self) -> float:
+        """Agent Sharpe minus the best baseline's."""
+        return self.agent.summary.sharpe - self.best_baseline.summary.sharpe
+
+    @property
+    def probabilistic_sharpe(self) -> float:
+        """Probability that the agent's true Sharpe exceeds the best baseline's observed one."""
+        benchmark = self.best_baseline.summary.sharpe
+        if not math.isfinite(benchmark):
+            return math.nan
+        return probabilistic_sharpe_ratio(self.agent.returns, benchmark_sharpe=benchmark)
+
+    @property
+    def bootstrap_p_value(self) -> float | None:
+        """Paired block-bootstrap p-value of "agent Sharpe > best baseline Sharpe".
+
+        ``None`` when either series is constant (e.g. the best baseline is cash).
+        """
+        try:
+            return bootstrap_sharpe_difference_pvalue(self.agent.returns,
+                                                      self.best_baseline.returns)
+        except ValueError:
+            return None
+
+    @property
+    def in_sample(self) -> bool:
+        """True for the training split: its Sharpe is not an out-of-sample result."""
+        return self.split == "train"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready report."""
+        best = self.best_baseline
+        return {
+            "stage": self.stage,
+            "split": self.split,
+            "in_sample": self.in_sample,
+            "model": self.model,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "transaction_cost_bps": self.cost_bps,
+            "agent": self.agent.to_dict(),
+            "baselines": [b.to_dict() for b in self.baselines],
+            "comparison": {
+                "best_baseline": best.name,
+                "sharpe_minus_best_baseline": _finite(self.sharpe_vs_best_baseline),
+                "probabilistic_sharpe_vs_best_baseline": _finite(self.probabilistic_sharpe),
+                "bootstrap_p_value": self.bootstrap_p_value,
+            },
+        }
+
+
+def evaluation_dates(dates: NDArray[np.datetime64], days: NDArray[np.int64]
+                     ) -> NDArray[np.datetime64]:
+    """Decision dates plus the final day (one more than returns)."""
+    return np.append(dates[days], dates[days[-1] + 1])
+
+
+def first_and_last(dates: NDArray[np.datetime64], days: NDArray[np.int64]
+                   ) -> tuple[dt.date, dt.date]:
+    """Calendar dates of the first decision and of the final day."""
+    return as_date(dates[days[0]]), as_date(dates[days[-1] + 1])

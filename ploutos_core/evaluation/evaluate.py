@@ -1,0 +1,59 @@
+"""Evaluate a policy on a split: the agent's backtest beside baselines on the same days."""
+
+from __future__ import annotations
+
+import attrs
+
+from ploutos_core.algorithm import Agent
+from ploutos_core.data.panel import Panel
+from ploutos_core.env.base import EnvRequest, Split
+from ploutos_core.evaluation.backtest import (
+    EvaluationResult,
+    baseline_backtests,
+    evaluation_dates,
+    first_and_last,
+    run_agent_backtest,
+)
+from ploutos_core.registry import Registry
+from ploutos_core.stage import StageSpec
+
+
+def with_cost_multiplier(stage: StageSpec, multiplier: float) -> StageSpec:
+    """``stage`` with its transaction cost multiplied (for cost-sensitivity reports)."""
+    if multiplier == 1.0:
+        return stage
+    return attrs.evolve(stage, transaction_cost_bps=stage.transaction_cost_bps * multiplier)
+
+
+def build_backtest_env(registry: Registry, stage: StageSpec, panel: Panel, split: Split,
+                       device: str = "cpu") -> object:
+    """A one-environment ``backtest``-mode env over ``split``."""
+    builder = registry.env_builder(stage.env_builder)
+    return builder.build(EnvRequest(panel=panel, stage=stage, split=split, n_envs=1,
+                                    mode="backtest", device=device))
+
+
+def evaluate_agent(agent: Agent, registry: Registry, stage: StageSpec, panel: Panel,
+                   split: Split, *, model: str, risk_free_rate: float = 0.0,
+                   env: object | None = None) -> EvaluationResult:
+    """Backtest ``agent`` deterministically over ``split`` and compute the baselines.
+
+    :param agent: the policy to evaluate.
+    :param registry: for the stage's env builder.
+    :param stage: the stage (costs are taken from it; see :func:`with_cost_multiplier`).
+    :param panel: prices covering the split (and its warm-up).
+    :param split: ``validation``, ``test`` or ``train`` (reported as in-sample).
+    :param model: how the report names the model (usually its path).
+    :param risk_free_rate: annual rate for Sharpe and Sortino.
+    :param env: a backtest env to reuse (built when ``None``).
+    """
+    env = env or build_backtest_env(registry, stage, panel, split)
+    backtest = run_agent_backtest(agent, env, risk_free_rate)
+    baselines = baseline_backtests(panel.close, panel.tickers, backtest.days,
+                                   stage.transaction_cost, risk_free_rate)
+    start, end = first_and_last(panel.dates, backtest.days)
+    return EvaluationResult(
+        stage=stage.name, split=split, model=model, start=start, end=end,
+        cost_bps=stage.transaction_cost_bps, agent=backtest, baselines=tuple(baselines),
+        dates=evaluation_dates(panel.dates, backtest.days),
+    )

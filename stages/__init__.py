@@ -1,0 +1,1 @@
+"""Built-in stage definitions (TOML package data), served by the ``stages`` plugin."""
