@@ -98,6 +98,12 @@ class Agent(abc.ABC):
                 ) -> NDArray[np.float32]:
         """Actions for a batch of observations."""
 
+    def reset_state(self) -> None:  # noqa: B027 - optional hook
+        """Forget any memory of earlier observations (recurrent policies).
+
+        Backtests call it before each episode; stateless agents need not override it.
+        """
+
     @abc.abstractmethod
     def save(self, path: Path, metadata: Mapping[str, Any]) -> None:
         """Write a complete checkpoint (weights, optimiser, step count, ``metadata``) atomically."""

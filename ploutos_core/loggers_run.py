@@ -13,6 +13,7 @@ from ploutos_core.artifacts import RunLayout
 from ploutos_core.data.panel import Panel
 from ploutos_core.evaluation.evaluate import build_backtest_env, evaluate_agent
 from ploutos_core.loggers import LoggerRun, MetricLogger
+from ploutos_core.model_files import read_metadata
 from ploutos_core.registry import Registry
 from ploutos_core.results import StageRun
 from ploutos_core.training import PeriodicEvaluation
@@ -24,14 +25,19 @@ if TYPE_CHECKING:
 ALWAYS_ON = ("jsonl",)
 
 
-class _SafeLogger(MetricLogger):
-    """Turns a logger's failure into one warning; training goes on without it."""
+class SafeLogger(MetricLogger):
+    """Turns a logger's failure into one warning; training goes on without it.
+
+    :param name: the registered logger name, for the warning and the manifest.
+    :param inner: the logger the factory opened.
+    """
 
     def __init__(self, name: str, inner: MetricLogger) -> None:
         self.name = name
         self.inner: MetricLogger | None = inner
 
     def write(self, metrics: Mapping[str, float], step: int) -> None:
+        """Forward to the wrapped logger until it fails once."""
         if self.inner is None:
             return
         try:
@@ -42,6 +48,7 @@ class _SafeLogger(MetricLogger):
             self.inner = None
 
     def close(self) -> None:
+        """Close the wrapped logger; a failure is a warning."""
         if self.inner is not None:
             try:
                 self.inner.close()
@@ -62,9 +69,15 @@ def logger_names(registry: Registry, requested: tuple[str, ...] | None) -> list[
 
 
 def open_loggers(registry: Registry, requested: tuple[str, ...] | None, layout: RunLayout,
-                 run: StageRun) -> list[MetricLogger]:
-    """Open one logger per selected factory for the stage ``run``."""
+                 run: StageRun) -> list[SafeLogger]:
+    """Open one logger per selected factory for the stage ``run``.
+
+    ``config["resume_step"]`` tells loggers where a resumed stage continues, so they
+    can drop what the interrupted invocation logged after its last checkpoint.
+    """
     stage = run.stage.name
+    resume_step = int(read_metadata(run.resume_from).get("num_timesteps", 0)) \
+        if run.resume_from else 0
     logger_run = LoggerRun(
         stage=stage, run_dir=layout.root, log_dir=layout.log_dir(stage),
         report_dir=layout.report_dir(stage),
@@ -72,14 +85,16 @@ def open_loggers(registry: Registry, requested: tuple[str, ...] | None, layout: 
                 "device": run.device, "timesteps": run.timesteps, "n_envs": run.n_envs,
                 "algorithm": run.algorithm, "tickers": list(run.stage.tickers),
                 "hyperparameters": attrs.asdict(run.hyperparameters),
-                "start_from": str(run.start_from) if run.start_from else None},
+                "start_from": str(run.start_from) if run.start_from else None,
+                "resumed_from": str(run.resume_from) if run.resume_from else None,
+                "resume_step": resume_step, "run_dir": str(layout.root)},
         tags=(stage, f"seed-{run.seed}",
               f"from-{run.start_from.stem}" if run.start_from else "from-scratch"),
     )
-    opened: list[MetricLogger] = []
+    opened: list[SafeLogger] = []
     for name in logger_names(registry, requested):
         try:
-            opened.append(_SafeLogger(name, registry.logger(name).open(logger_run)))
+            opened.append(SafeLogger(name, registry.logger(name).open(logger_run)))
         except Exception as exc:  # a logger that cannot start must not stop training
             warnings.warn(f"logger {name!r} could not start and is skipped: {exc}",
                           stacklevel=2)
@@ -92,6 +107,9 @@ def periodic_evaluator(runner: CurriculumRunner, run: StageRun, panel: Panel
     env = build_backtest_env(runner.registry, run.stage, panel, "validation", runner.device)
     best: dict[str, float] = {"sharpe": float("-inf")}
     best_path = runner.layout.best_model(run.stage.name)
+    if run.resume_from is not None and best_path.exists():
+        # A resumed stage competes with the best model of the interrupted invocation.
+        best["sharpe"] = float(read_metadata(best_path).get("validation_sharpe", best["sharpe"]))
 
     def evaluate(agent: Agent, num_timesteps: int) -> dict[str, Any]:
         result = evaluate_agent(agent, runner.registry, run.stage, panel, "validation",
@@ -101,6 +119,10 @@ def periodic_evaluator(runner: CurriculumRunner, run: StageRun, panel: Panel
             best["sharpe"] = summary.sharpe
             agent.save(best_path, {"stage": run.stage.name, "validation_sharpe": summary.sharpe,
                                    "hyperparameters": attrs.asdict(run.hyperparameters)})
+            if runner.manifest is not None:
+                runner.manifest.record_stage(run.stage.name, best_model=str(best_path),
+                                             best_validation_sharpe=summary.sharpe,
+                                             best_step=num_timesteps)
         return {"eval/sharpe": summary.sharpe, "eval/portfolio_value": summary.final_value,
                 "eval/max_drawdown": summary.max_drawdown,
                 "eval/best_sharpe": best["sharpe"]}

@@ -22,10 +22,11 @@ from ploutos_core.env.base import EnvRequest
 from ploutos_core.errors import ConfigError, GateFailedError, TrainingInterrupted
 from ploutos_core.evaluation.evaluate import evaluate_agent
 from ploutos_core.evaluation.report import format_table, write_reports
-from ploutos_core.manifest import Manifest
+from ploutos_core.loggers_run import logger_names
+from ploutos_core.manifest import Manifest, options_record
+from ploutos_core.model_files import read_metadata
 from ploutos_core.registry import Registry
 from ploutos_core.results import Checkpoint, StageResult, StageRun
-from ploutos_core.model_files import read_metadata
 from ploutos_core.signals import stop_on_signals
 from ploutos_core.stage import Hyperparameters, StageSpec, stage_to_dict
 from ploutos_core.training import StageMonitor
@@ -58,7 +59,7 @@ class RunOptions:
     """
 
     out_dir: Path = Path(".")
-    data: DataOptions = DataOptions()
+    data: DataOptions = attrs.Factory(DataOptions)
     seed: int = 0
     device: str = "auto"
     scale: float = 1.0
@@ -242,26 +243,47 @@ class CurriculumRunner:
         """Allowed episode starts from the stage's day filter, or ``None``."""
         if not stage.env.day_filter:
             return None
+        import numpy as np
+
+        from ploutos_core.data.loading import load_panel
         from ploutos_core.data.stage_data import stage_request
-        from ploutos_core.data.validation import align
+        from ploutos_core.errors import DataError, PloutosError, PluginError
 
         def load_close(ticker: str) -> Any:
+            if ticker in panel.tickers:
+                return panel.close[:, panel.tickers.index(ticker)].copy()
             request = stage_request(stage, self.options.data, "validation", (ticker,))
-            other = align(source.fetch(request), (ticker,), source=source.name)
-            series = dict(zip(other.dates.tolist(), other.close[:, 0], strict=True))
-            missing = [d for d in panel.dates.tolist() if d not in series]
-            if missing:
-                from ploutos_core.errors import DataError
+            other = load_panel(source, request)
+            where = np.searchsorted(other.dates, panel.dates)
+            found = (where < other.n_days) & (other.dates[np.minimum(where, other.n_days - 1)]
+                                              == panel.dates)
+            if not found.all():
+                raise DataError(f"{ticker}: no price on {panel.date(int(np.argmin(found)))}, a "
+                                f"trading day of {','.join(panel.tickers)}; the day filter "
+                                f"{stage.env.day_filter!r} needs it")
+            return other.close[where, 0].copy()
 
-                raise DataError(f"{ticker}: no price on {missing[0]}, a trading day of "
-                                f"{','.join(panel.tickers)}; the day filter needs it")
-            import numpy as np
-
-            return np.array([series[d] for d in panel.dates.tolist()])
-
-        day_filter = self.registry.day_filter(stage.env.day_filter)
-        return day_filter.select(DayFilterContext(panel=panel, stage=stage,
-                                                  load_close=load_close))
+        # Issue 7: the filter is plugin code, so a failure or a malformed answer names it.
+        name = stage.env.day_filter
+        plugin = self.registry.plugin_of("day_filters", name)
+        day_filter = self.registry.day_filter(name)
+        try:
+            mask = day_filter.select(DayFilterContext(panel=panel, stage=stage,
+                                                      load_close=load_close))
+        except PloutosError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"day filter {name!r} of plugin {plugin!r} failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_ or mask.shape != (panel.n_days,):
+            raise PluginError(f"day filter {name!r} of plugin {plugin!r} returned an array of "
+                              f"{mask.dtype} with shape {mask.shape}; it must return booleans, "
+                              f"one per panel day ({panel.n_days})")
+        first, last = panel.index_range(stage.splits.train, label="train split")
+        self.echo(f"{stage.name}: day filter {name!r} allows episode starts on "
+                  f"{int(mask[first:last + 1].sum()):,} of {last - first + 1:,} training days")
+        return mask
 
     def make_agent(self, algorithm: Algorithm, env: Any, setup: TrainingSetup,
                    start_from: Path | None, resume_from: Path | None) -> Agent:
@@ -293,6 +315,7 @@ class CurriculumRunner:
         try:
             with stop_on_signals() as stop:
                 monitor = StageMonitor(
+                    agent=agent,
                     total_timesteps=run.timesteps,
                     checkpoint_path=lambda steps: self.layout.checkpoint(name, steps),
                     checkpoint_every=every,
@@ -369,7 +392,10 @@ class CurriculumRunner:
                 "data_dir": str(options.data.data_dir) if options.data.data_dir else None,
                 "resume": options.resume, "ignore_gates": options.ignore_gates,
                 "auto_optimize": options.auto_optimize,
-                "load_model": str(options.load_model) if options.load_model else None}
+                "load_model": str(options.load_model) if options.load_model else None,
+                "eval_freq": options.eval_freq,
+                "loggers": logger_names(self.registry, options.loggers),
+                "options": options_record(options)}
 
     def _record(self, stage: StageSpec, run: StageRun, panel: Panel) -> None:
         assert self.manifest is not None  # created in run(); not user input

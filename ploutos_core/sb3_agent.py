@@ -81,6 +81,7 @@ class _MonitorCallback(BaseCallback):
         self.monitor = monitor
         self.agent = agent
         self.first_rollout = True
+        self.stopped = False
 
     def _on_training_start(self) -> None:
         self.monitor.on_training_start(self.agent)
@@ -94,10 +95,14 @@ class _MonitorCallback(BaseCallback):
         self.monitor.on_iteration(self.model.num_timesteps)
 
     def _on_step(self) -> bool:
-        return self.monitor.on_step(self.model.num_timesteps, self.locals.get("infos", []))
+        keep_going = self.monitor.on_step(self.model.num_timesteps, self.locals.get("infos", []))
+        self.stopped = self.stopped or not keep_going
+        return keep_going
 
     def _on_training_end(self) -> None:
-        self.agent.steps_at_update = self.model.num_timesteps
+        # SB3 calls this after a stop too; a partial rollout was never learned from.
+        if not self.stopped:
+            self.agent.steps_at_update = self.model.num_timesteps
 
 
 class SB3Agent(Agent):
@@ -213,3 +218,50 @@ class SB3Agent(Agent):
     def set_environment(self, env: VecEnv) -> None:
         """Use another environment with the same spaces."""
         self.model.set_env(env)
+
+
+class RecurrentSB3Agent(SB3Agent):
+    """An :class:`SB3Agent` for recurrent policies (sb3-contrib ``RecurrentPPO``).
+
+    A recurrent policy's action depends on its hidden state, so :meth:`predict`
+    carries the state from one call to the next and passes ``episode_start``
+    flags: true on the first call after construction or :meth:`reset_state`
+    (the backtest calls it before each episode), false afterwards, unless the
+    caller says which environments have just started a new episode.
+    Without this, SB3 would start every call from a zero state and the LSTM
+    would never remember anything.
+    """
+
+    def __init__(self, model: BaseAlgorithm, algorithm: str,
+                 extra_metadata: Mapping[str, Any] | None = None) -> None:
+        super().__init__(model, algorithm, extra_metadata)
+        self._state: tuple[NDArray[Any], ...] | None = None
+
+    def reset_state(self) -> None:
+        """Forget the hidden state: the next :meth:`predict` starts new episodes."""
+        self._state = None
+
+    def predict(self, observation: NDArray[np.float32], deterministic: bool = True,
+                episode_start: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
+        """Actions for a batch of observations, continuing each environment's episode.
+
+        :param observation: a batch, one row per environment.
+        :param deterministic: take the mode of the action distribution.
+        :param episode_start: per environment, whether this observation starts a new
+            episode (its hidden state is reset); default: every environment starts
+            a new episode on the first call after :meth:`reset_state`, none after.
+        """
+        n_envs = int(np.shape(observation)[0])
+        if self._state is not None and self._state[0].shape[1] != n_envs:
+            self._state = None  # another batch size: a new set of episodes
+        if episode_start is None:
+            episode_start = np.full(n_envs, self._state is None)
+        actions, self._state = self.model.predict(observation, state=self._state,
+                                                  episode_start=episode_start,
+                                                  deterministic=deterministic)
+        return np.asarray(actions, dtype=np.float32)
+
+    def restore(self, path: str | Path) -> dict[str, Any]:
+        """Load a checkpoint (see :meth:`SB3Agent.restore`) and forget the hidden state."""
+        self.reset_state()
+        return super().restore(path)

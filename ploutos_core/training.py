@@ -22,10 +22,52 @@ from ploutos_core.signals import StopFlag
 #: ``evaluate(agent, num_timesteps)`` returns validation metrics for logging.
 PeriodicEvaluation = Callable[[Agent, int], Mapping[str, float]]
 
+#: The metric names every logger receives (issue 6), with their meaning. Loggers also
+#: receive whatever else the algorithm logs under its own names (``rollout/ep_rew_mean``,
+#: ``train/explained_variance``, ``time/fps`` …). ``episode/*`` appear at a logging step
+#: when training episodes finished since the previous one; ``eval/*`` every ``--eval-freq``
+#: steps.
+METRICS: dict[str, str] = {
+    "train/policy_loss": "policy (surrogate) loss of the last update",
+    "train/value_loss": "value-function loss of the last update",
+    "train/entropy": "mean policy entropy of the last update (higher: more exploration)",
+    "train/approx_kl": "approximate KL divergence between old and new policy",
+    "train/clip_fraction": "fraction of samples whose probability ratio was clipped",
+    "time/steps_per_second": "environment steps per second since training (re)started",
+    "episode/portfolio_value": "mean final portfolio value of finished training episodes "
+                               "(start = 1.0)",
+    "episode/sharpe": "mean annualised Sharpe ratio of finished training episodes",
+    "episode/success_rate": "share of finished training episodes that ended above 1.0",
+    "eval/sharpe": "annualised Sharpe ratio of a deterministic validation backtest",
+    "eval/portfolio_value": "final portfolio value of that backtest",
+    "eval/max_drawdown": "maximum drawdown of that backtest (a fraction)",
+    "eval/best_sharpe": "best eval/sharpe so far (the model kept as best.zip)",
+}
+
+#: stable-baselines3 names → the names above; the originals are forwarded too.
+_ALIASES = {"train/policy_gradient_loss": "train/policy_loss"}
+
+
+def standard_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """``metrics`` plus the :data:`METRICS` names derived from an algorithm's own names.
+
+    SB3's PPO logs ``train/policy_gradient_loss`` and ``train/entropy_loss`` (the
+    negative entropy); loggers get ``train/policy_loss`` and ``train/entropy`` as
+    well, whatever the algorithm calls them (A2C already says ``train/policy_loss``).
+    """
+    combined = dict(metrics)
+    for source, target in _ALIASES.items():
+        if source in combined and target not in combined:
+            combined[target] = combined[source]
+    if "train/entropy_loss" in combined and "train/entropy" not in combined:
+        combined["train/entropy"] = -combined["train/entropy_loss"]
+    return combined
+
 
 class StageMonitor(TrainingMonitor):
     """Drives checkpoints, progress output, loggers and periodic evaluation.
 
+    :param agent: the agent being trained (checkpoints save it).
     :param total_timesteps: the stage's step target.
     :param checkpoint_path: ``checkpoint_path(steps)`` gives the file for a checkpoint.
     :param checkpoint_every: steps between checkpoints.
@@ -40,6 +82,7 @@ class StageMonitor(TrainingMonitor):
 
     def __init__(
         self,
+        agent: Agent,
         total_timesteps: int,
         checkpoint_path: Callable[[int], Path],
         checkpoint_every: int,
@@ -61,14 +104,13 @@ class StageMonitor(TrainingMonitor):
         self.progress = progress
         self.evaluate = evaluate
         self.evaluate_every = evaluate_every
-        self.agent: Agent | None = None
+        self.agent = agent
         self.last_checkpoint: Path | None = None
         self.last_checkpoint_steps = -1
         self._next_checkpoint = 0
         self._next_evaluation = 0
-        self._seen_steps = 0
         self._started = time.monotonic()
-        self._start_steps = 0
+        self._start_steps = self._seen_steps = agent.num_timesteps
         self._episodes: dict[str, list[float]] = {"portfolio_value": [], "sharpe": [],
                                                   "success": []}
 
@@ -105,7 +147,6 @@ class StageMonitor(TrainingMonitor):
                 * self.checkpoint_every
         if self.evaluate is not None and self.evaluate_every and \
                 num_timesteps >= self._next_evaluation:
-            assert self.agent is not None  # set in on_training_start; not user input
             metrics = self.evaluate(self.agent, num_timesteps)
             self.write(metrics, num_timesteps)
             self._next_evaluation = (num_timesteps // self.evaluate_every + 1) \
@@ -113,7 +154,7 @@ class StageMonitor(TrainingMonitor):
 
     def on_metrics(self, metrics: Mapping[str, float], num_timesteps: int) -> None:
         """Forward the algorithm's statistics plus episode statistics to every logger."""
-        combined = dict(metrics)
+        combined = standard_metrics(metrics)
         elapsed = max(time.monotonic() - self._started, 1e-9)
         combined["time/steps_per_second"] = (num_timesteps - self._start_steps) / elapsed
         for key, values in self._episodes.items():
@@ -125,10 +166,21 @@ class StageMonitor(TrainingMonitor):
         if self.progress is not None and "train/approx_kl" in combined:
             self.progress.set_postfix_str(
                 f"kl={combined['train/approx_kl']:.4f} "
-                f"ent={combined.get('train/entropy_loss', float('nan')):.2f}", refresh=False)
+                f"ent={combined.get('train/entropy', float('nan')):.2f}", refresh=False)
 
     def on_training_end(self) -> None:
-        """Nothing to do: the runner writes the final checkpoint."""
+        """Run a periodic evaluation that fell due with the last update.
+
+        ``on_iteration`` only follows an update that another rollout comes after,
+        so without this the final weights would never compete for best.zip.
+        The runner writes the final checkpoint.
+        """
+        if self.evaluate is None or not self._next_evaluation or self.stop.requested:
+            return  # off, never started, or interrupted
+        steps = self.agent.num_timesteps
+        if steps >= self._next_evaluation:
+            self.write(self.evaluate(self.agent, steps), steps)
+            self._next_evaluation = (steps // self.evaluate_every + 1) * self.evaluate_every
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -139,7 +191,6 @@ class StageMonitor(TrainingMonitor):
 
     def checkpoint(self, num_timesteps: int) -> Path:
         """Write a checkpoint of the current agent (once per step count)."""
-        assert self.agent is not None  # set in on_training_start; not user input
         path = self.checkpoint_path(num_timesteps)
         if num_timesteps != self.last_checkpoint_steps:
             self.save(self.agent, path)

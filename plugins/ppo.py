@@ -37,7 +37,8 @@ class PPOAlgorithm(Algorithm):
             env,
             learning_rate=hp.learning_rate,
             n_steps=hp.n_steps,
-            batch_size=hp.batch_size,
+            # A backtest env (one environment) rolls out less than a training batch.
+            batch_size=min(hp.batch_size, hp.n_steps * env.num_envs),
             n_epochs=hp.n_epochs,
             gamma=hp.gamma,
             gae_lambda=hp.gae_lambda,

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import click
 
+from ploutos_core.cli.compare_cmd import compare_command
 from ploutos_core.cli.context import AppContext
 from ploutos_core.cli.data_cmd import data_group
 from ploutos_core.cli.evaluate_cmd import evaluate_command
 from ploutos_core.cli.plugins_cmd import plugins_group
 from ploutos_core.cli.run_cmd import run_group
 from ploutos_core.cli.stages_cmd import stages_group
+from ploutos_core.cli.tune_cmd import tune_command
 from ploutos_core.errors import PluginError
 from ploutos_core.plugins import PloutosPluginManager
 from ploutos_core.registry import call_impl
 
-BUILTIN_COMMANDS = (plugins_group, stages_group, data_group, run_group, evaluate_command)
+BUILTIN_COMMANDS = (plugins_group, stages_group, data_group, run_group, tune_command,
+                    evaluate_command, compare_command)
 
 
 def build_cli(pm: PloutosPluginManager) -> click.Group:

@@ -45,8 +45,8 @@ class DateRange:
             raise ValueError(f"start {self.start} is after end {self.end}")
 
     def __str__(self) -> str:
-        start = self.start.isoformat() if self.start else "…"
-        end = self.end.isoformat() if self.end else "…"
+        start = self.start.isoformat() if self.start else ""
+        end = self.end.isoformat() if self.end else ""
         return f"{start}…{end}"
 
     def overlaps(self, other: DateRange) -> bool:

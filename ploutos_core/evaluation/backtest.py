@@ -81,6 +81,7 @@ def run_agent_backtest(agent: Agent, env: Any, risk_free_rate: float = 0.0) -> B
     :raises PluginError: when the environment's infos lack the backtest fields.
     """
     observation = env.reset()
+    agent.reset_state()  # a recurrent policy must not carry memory into a new episode
     days, returns, turnover, costs = [], [], [], []
     while True:
         action = agent.predict(observation, deterministic=True)

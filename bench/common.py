@@ -1,0 +1,190 @@
+"""Shared pieces of the benchmarks: data, configurations, and how each side is built and trained.
+
+Ploutos configurations are built with the runner's own pieces (registry, env
+builder, algorithm plugin, :func:`ploutos_core.runner.fit_to_budget`) and trained
+through :meth:`Agent.learn` with a :class:`~ploutos_core.training.StageMonitor`,
+as ``ploutos run`` trains them (minus checkpoint files and progress bars). The
+SB3 baseline is ``PPO("MlpPolicy", env)`` with every default, over
+``make_vec_env(PortfolioGymEnv, n_envs=4)`` (``DummyVecEnv`` + ``Monitor``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ploutos_core import Registry, StageSpec, get_plugin_manager
+from ploutos_core.algorithm import Agent, TrainingSetup
+from ploutos_core.data.panel import Panel
+from ploutos_core.data.stage_data import DataOptions, load_stage_panel
+from ploutos_core.env.base import EnvRequest
+from ploutos_core.env.portfolio import MarketArrays
+from ploutos_core.runner import fit_to_budget
+from ploutos_core.stage import Hyperparameters
+from ploutos_core.training import StageMonitor
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+#: asset count → the built-in stage measured for it.
+STAGE_FOR_ASSETS = {1: "stage1", 5: "stage3"}
+#: environments of the SB3 baseline (issue 8: "DummyVecEnv with 4 envs").
+BASELINE_ENVS = 4
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "market-data" / "daily"
+
+
+@attrs.frozen
+class Config:
+    """One Ploutos training configuration, as changes to a stage.
+
+    :param name: label in tables and JSON.
+    :param n_envs: environments (``ploutos run --n-envs``); ``None``: the stage's figure.
+    :param changes: hyperparameters replacing the stage's (``None``: the stage's own).
+    """
+
+    name: str
+    n_envs: int | None = None
+    changes: tuple[tuple[str, Any], ...] = ()
+
+    def hyperparameters(self, stage: StageSpec, timesteps: int) -> Hyperparameters:
+        """The stage's hyperparameters with :attr:`changes`, fitted to ``timesteps``
+        exactly as the runner fits them."""
+        hp = attrs.evolve(stage.hyperparameters, **dict(self.changes))
+        return fit_to_budget(hp, timesteps, self.envs(stage))
+
+    def envs(self, stage: StageSpec) -> int:
+        """Environments this configuration runs for ``stage``."""
+        return self.n_envs or stage.n_envs
+
+    def describe(self, stage: StageSpec) -> dict[str, Any]:
+        """JSON-ready settings for ``stage``."""
+        return {"n_envs": self.envs(stage),
+                **attrs.asdict(self.hyperparameters(stage, stage.timesteps))}
+
+
+#: the stages' own settings, what ``ploutos run`` trains by default.
+STAGE_CONFIG = Config("stage")
+#: the proposed fast configuration (issue 8); see docs/performance.md for how it was chosen.
+FAST_CONFIG = Config("fast", n_envs=64,
+                     changes=(("n_steps", 64), ("batch_size", 1024), ("n_epochs", 4)))
+
+
+def registry() -> Registry:
+    """A registry over a fresh plugin manager, as the CLI builds it."""
+    return Registry(get_plugin_manager())
+
+
+def load_panel(reg: Registry, stage: StageSpec, source: str, data_dir: Path | None,
+               seed: int) -> Panel:
+    """The stage's prices through the validation split, as the runner loads them."""
+    options = DataOptions(source=source, data_dir=data_dir, seed=seed,
+                          cache_dir=Path(os.environ.get("TMPDIR", "/tmp")) / "ploutos-bench")
+    return load_stage_panel(reg.data_source(source), stage, options, through="validation")
+
+
+def train_market(reg: Registry, stage: StageSpec, panel: Panel) -> MarketArrays:
+    """The train split's arrays, built as the portfolio env builder builds them."""
+    label = "train split"
+    first, last = panel.index_range(stage.splits.get("train"), label=label)
+    return MarketArrays.from_panel(panel, stage.env, first, last, label=label)
+
+
+def _monitor(agent: Agent) -> StageMonitor:
+    """The runner's monitor without checkpoint files or progress bar."""
+    kwargs: dict[str, Any] = {
+        "total_timesteps": 10**12, "checkpoint_path": lambda steps: Path("unused"),
+        "checkpoint_every": 10**12, "save": lambda agent, path: None,
+        "on_checkpoint": lambda path, steps: None}
+    if "agent" in inspect.signature(StageMonitor).parameters:  # the signature is evolving
+        kwargs["agent"] = agent
+    return StageMonitor(**kwargs)
+
+
+class Trainer:
+    """One model being trained in timed slices; :attr:`model` is the SB3 algorithm.
+
+    Every call of :meth:`train` continues the same model, so warm-up (first
+    rollout, torch's lazy initialisation) is paid once, outside the timing.
+    """
+
+    def __init__(self, model: Any, learn: Callable[[int], None], settings: dict[str, Any],
+                 env: Any) -> None:
+        self.model = model
+        self._learn = learn
+        self.settings = settings
+        self.env = env
+        self.update_seconds = 0.0
+        original = model.train
+
+        def timed_train() -> None:
+            started = time.perf_counter()
+            original()
+            self.update_seconds += time.perf_counter() - started
+
+        model.train = timed_train
+
+    @property
+    def rollout_size(self) -> int:
+        """Steps collected between two updates."""
+        return int(self.model.n_steps * self.model.n_envs)
+
+    def train(self, steps: int) -> dict[str, float]:
+        """Train at least ``steps`` more (whole rollouts); return steps, seconds, split."""
+        start_steps = int(self.model.num_timesteps)
+        self.update_seconds = 0.0
+        target = start_steps + max(steps, 1)
+        started = time.perf_counter()
+        self._learn(target)
+        seconds = time.perf_counter() - started
+        done = int(self.model.num_timesteps) - start_steps
+        return {"steps": done, "seconds": seconds, "steps_per_second": done / seconds,
+                "update_fraction": self.update_seconds / seconds}
+
+
+def ploutos_trainer(reg: Registry, stage: StageSpec, panel: Panel, config: Config, *,
+                    seed: int, device: str, timesteps: int | None = None) -> Trainer:
+    """A Ploutos agent for ``stage`` under ``config``, built as the runner builds it."""
+    budget = timesteps or stage.timesteps
+    n_envs = config.envs(stage)
+    hp = config.hyperparameters(stage, budget)
+    env = reg.env_builder(stage.env_builder).build(EnvRequest(
+        panel=panel, stage=stage, split="train", n_envs=n_envs, seed=seed, device=device))
+    agent: Agent = reg.algorithm(stage.algorithm).build(
+        env, TrainingSetup(hyperparameters=hp, seed=seed, device=device))
+    monitor = _monitor(agent)
+    settings = {"n_envs": n_envs, **attrs.asdict(hp), "algorithm": stage.algorithm,
+                "policy": "AssetSetPolicy"}
+    trainer = Trainer(agent.model, lambda target: agent.learn(target, monitor),  # type: ignore[attr-defined]
+                      settings, env)
+    trainer.agent = agent  # type: ignore[attr-defined]
+    return trainer
+
+
+def baseline_trainer(market: MarketArrays, stage: StageSpec, *, seed: int, device: str,
+                     n_envs: int = BASELINE_ENVS, **ppo_kwargs: Any) -> Trainer:
+    """SB3 PPO defaults with ``MlpPolicy`` over ``n_envs`` per-step gymnasium envs."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from gym_portfolio import PortfolioGymEnv
+
+    def make() -> PortfolioGymEnv:
+        return PortfolioGymEnv(market, stage.env.episode_length, stage.transaction_cost,
+                               stage.env.action_scale)
+
+    venv = make_vec_env(make, n_envs=n_envs, seed=seed)
+    model = PPO("MlpPolicy", venv, seed=seed, device=device, verbose=0, **ppo_kwargs)
+
+    def learn(target: int) -> None:
+        model.learn(total_timesteps=target - model.num_timesteps, reset_num_timesteps=False)
+
+    settings = {"n_envs": n_envs, "policy": "MlpPolicy", "vec_env": "DummyVecEnv",
+                "n_steps": model.n_steps, "batch_size": model.batch_size,
+                "n_epochs": model.n_epochs, "learning_rate": model.learning_rate,
+                **{k: v for k, v in ppo_kwargs.items() if not callable(v)}}
+    return Trainer(model, learn, settings, venv)

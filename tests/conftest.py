@@ -1,0 +1,176 @@
+"""Shared fixtures: fresh plugin managers, tiny synthetic stages, a CLI runner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from ploutos_core import Registry, StageSpec, get_plugin_manager
+from ploutos_core.plugins import PloutosPluginManager
+from ploutos_core.stage import EnvSettings, Gate, Hyperparameters, Splits, TuningSpace
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+
+def _market_data_dir() -> Path | None:
+    """The real daily prices of ../shared/market-data/daily, when this checkout has them."""
+    candidates = [os.environ.get("PLOUTOS_MARKET_DATA"),
+                  Path(__file__).resolve().parents[2] / "shared" / "market-data" / "daily"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "SPY.csv").is_file():
+            return Path(candidate)
+    return None
+
+
+MARKET_DATA = _market_data_dir()
+needs_market_data = pytest.mark.skipif(MARKET_DATA is None, reason="../shared/market-data absent")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's plugin or data settings."""
+    for name in ("PLOUTOS_PLUGINS", "PLOUTOS_BLOCK_PLUGINS", "PLOUTOS_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def pm() -> PloutosPluginManager:
+    """A fresh plugin manager with the installed plugins."""
+    return get_plugin_manager()
+
+
+@pytest.fixture
+def registry(pm: PloutosPluginManager) -> Registry:
+    """The registry of :func:`pm`."""
+    return Registry(pm)
+
+
+def make_tiny_stage(name: str = "tiny", tickers: tuple[str, ...] = ("AAA", "BBB"),
+                    order: int = 1, timesteps: int = 512, **changes: object) -> StageSpec:
+    """A stage small enough to train in a second on synthetic data."""
+    stage = StageSpec(
+        name=name,
+        tickers=tickers,
+        timesteps=timesteps,
+        n_envs=4,
+        curriculum="tiny",
+        order=order,
+        description="tiny test stage",
+        hyperparameters=Hyperparameters(learning_rate=3e-4, n_steps=32, batch_size=64,
+                                        n_epochs=2, hidden_size=16),
+        tuning=TuningSpace(learning_rate=(1e-4, 1e-3), n_steps=(16, 32), ent_coef=(1e-4, 1e-2),
+                           trials=2, trial_fraction=0.5, reports=2),
+        splits=Splits(train=attrs.evolve(Splits().train, start=dt.date(2010, 1, 1),
+                                         end=dt.date(2012, 12, 31)),
+                      validation=attrs.evolve(Splits().validation, start=dt.date(2013, 1, 1),
+                                              end=dt.date(2013, 12, 31)),
+                      test=attrs.evolve(Splits().test, start=dt.date(2014, 1, 1),
+                                        end=dt.date(2014, 12, 31))),
+        gate=Gate(min_validation_sharpe=-100.0),
+        env=EnvSettings(episode_length=64, window=4),
+    )
+    return attrs.evolve(stage, **changes) if changes else stage
+
+
+@pytest.fixture
+def tiny_stage() -> StageSpec:
+    """One tiny two-asset stage."""
+    return make_tiny_stage()
+
+
+TINY_TOML = """
+[[stage]]
+name = "tiny1"
+curriculum = "tiny"
+order = 1
+tickers = ["AAA"]
+timesteps = 256
+n_envs = 4
+[stage.hyperparameters]
+n_steps = 32
+batch_size = 64
+n_epochs = 2
+hidden_size = 16
+[stage.splits]
+train = {{ start = 2010-01-01, end = 2012-12-31 }}
+validation = {{ start = 2013-01-01, end = 2013-12-31 }}
+test = {{ start = 2014-01-01, end = 2014-12-31 }}
+[stage.gate]
+min_validation_sharpe = {gate1}
+[stage.env]
+episode_length = 64
+window = 4
+
+[[stage]]
+name = "tiny2"
+curriculum = "tiny"
+order = 2
+tickers = ["AAA", "BBB", "CCC"]
+timesteps = 256
+n_envs = 4
+[stage.hyperparameters]
+n_steps = 32
+batch_size = 64
+n_epochs = 2
+hidden_size = 16
+[stage.splits]
+train = {{ start = 2010-01-01, end = 2012-12-31 }}
+validation = {{ start = 2013-01-01, end = 2013-12-31 }}
+test = {{ start = 2014-01-01, end = 2014-12-31 }}
+[stage.gate]
+min_validation_sharpe = -100.0
+[stage.env]
+episode_length = 64
+window = 4
+"""
+
+
+@pytest.fixture
+def tiny_stage_file(tmp_path: Path) -> Callable[..., Path]:
+    """Write a two-stage curriculum ``tiny`` (tiny1: 1 asset, tiny2: 3 assets) to a file."""
+
+    def write(gate1: float = -100.0, name: str = "tiny.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(TINY_TOML.format(gate1=gate1))
+        return path
+
+    return write
+
+
+class CliResult:
+    """Exit code and captured output of one CLI call."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out[-2000:]!r}, err={self.err[-2000:]!r})"
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Call ``ploutos`` in-process: ``run_cli("stages", "list", pm=...)``."""
+    from ploutos_core.cli import main
+
+    def call(*args: str, pm: PloutosPluginManager | None = None) -> CliResult:
+        capsys.readouterr()
+        code = main(list(args), pm=pm)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return call
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Run the test inside ``tmp_path``."""
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path

@@ -1,0 +1,78 @@
+"""The command line's contract: one-line errors, exit codes, --debug, --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from ploutos_core import get_plugin_manager, hookimpl
+from ploutos_core.errors import DataError
+
+
+def test_help_lists_every_command(run_cli) -> None:
+    result = run_cli("--help")
+    assert result.code == 0
+    for command in ("data", "evaluate", "plugins", "run", "stages"):
+        assert f"  {command} " in result.out
+
+
+def test_version(run_cli) -> None:
+    result = run_cli("--version")
+    assert result.code == 0 and "ploutos, version 0.1.0" in result.out
+
+
+def test_usage_error_exits_2(run_cli) -> None:
+    result = run_cli("run", "curriculum", "--scale", "fast")
+    assert result.code == 2
+    assert "Invalid value for '--scale'" in result.err
+    assert run_cli("no-such-command").code == 2
+
+
+def test_project_error_is_one_line_and_debug_shows_traceback(run_cli, in_tmp) -> None:
+    plain = run_cli("data", "fetch", "--source", "csv", "--tickers", "SPY")
+    assert plain.code == 1
+    assert plain.err == "Error: the csv source needs a directory: pass --data-dir DIR or set " \
+                        "PLOUTOS_DATA_DIR\n"
+    debug = run_cli("--debug", "data", "fetch", "--source", "csv", "--tickers", "SPY")
+    assert debug.code == 1 and "Traceback" in debug.err
+
+
+def test_unexpected_exception_is_reported_as_internal(run_cli) -> None:
+    class Buggy:
+        @hookimpl
+        def ploutos_register_commands(self, cli):  # type: ignore[no-untyped-def]
+            @cli.command("crash")
+            def crash() -> None:
+                raise ZeroDivisionError("oops")
+
+            @cli.command("refuse")
+            def refuse() -> None:
+                raise DataError("bad data: fix it")
+
+    pm = get_plugin_manager(plugins=[("buggy", Buggy())])
+    crash = run_cli("crash", pm=pm)
+    assert crash.code == 1
+    assert "internal error: ZeroDivisionError: oops (rerun with --debug" in crash.err
+    refuse = run_cli("refuse", pm=pm)
+    assert refuse.code == 1 and refuse.err == "Error: bad data: fix it\n"
+
+
+def test_plugin_command_may_not_replace_a_builtin(run_cli) -> None:
+    import click
+
+    class Hijack:
+        @hookimpl
+        def ploutos_register_commands(self, cli):  # type: ignore[no-untyped-def]
+            cli.add_command(click.Command("run", callback=lambda: None))
+
+    result = run_cli("--help", pm=get_plugin_manager(plugins=[("hijack", Hijack())]))
+    assert result.code == 1
+    assert "plugin 'hijack' replaced the command(s) run" in result.err
+
+
+def test_console_script_runs() -> None:
+    result = subprocess.run([sys.executable, "-c",
+                             "from ploutos_core.cli import entry_point; entry_point()",
+                             "stages", "list"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "stage1" in result.stdout

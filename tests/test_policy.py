@@ -1,0 +1,120 @@
+"""The asset-set policy: no asset-count-shaped parameter, equivariance, exact transfer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ploutos_core import DataRequest, EnvRequest, ModelError, TrainingSetup
+from ploutos_core.data.loading import load_panel
+from ploutos_core.stage import Hyperparameters
+from tests.conftest import make_tiny_stage
+
+HP = Hyperparameters(n_steps=16, batch_size=32, n_epochs=1, hidden_size=16)
+
+
+def build_agent(registry, tickers: tuple[str, ...], window: int = 4, hidden: int = 16,  # type: ignore[no-untyped-def]
+                seed: int = 0):
+    import attrs
+
+    stage = make_tiny_stage(tickers=tickers)
+    stage = attrs.evolve(stage, env=attrs.evolve(stage.env, window=window))
+    panel = load_panel(registry.data_source("synthetic"),
+                       DataRequest(tickers=tickers, start=dt.date(2008, 1, 1),
+                                   end=dt.date(2013, 12, 31)))
+    env = registry.env_builder("portfolio").build(EnvRequest(panel=panel, stage=stage, n_envs=2))
+    setup = TrainingSetup(hyperparameters=attrs.evolve(HP, hidden_size=hidden), seed=seed)
+    return registry.algorithm("ppo").build(env, setup), env
+
+
+def test_no_parameter_shape_depends_on_the_asset_count(registry) -> None:
+    one, _ = build_agent(registry, ("AAA",))
+    five, _ = build_agent(registry, ("AAA", "BBB", "CCC", "DDD", "EEE"))
+    shapes_one = {k: tuple(v.shape) for k, v in one.model.policy.state_dict().items()}
+    shapes_five = {k: tuple(v.shape) for k, v in five.model.policy.state_dict().items()}
+    assert shapes_one == shapes_five
+
+
+def test_permuting_assets_permutes_the_action(registry) -> None:
+    agent, env = build_agent(registry, ("AAA", "BBB", "CCC"))
+    policy = agent.model.policy
+    observation = torch.as_tensor(env.reset())
+    permutation = [2, 0, 1]
+    with torch.no_grad():
+        means, values = policy._heads(observation)
+        permuted_means, permuted_values = policy._heads(observation[:, permutation])
+    torch.testing.assert_close(permuted_means[:, :3], means[:, permutation])
+    torch.testing.assert_close(permuted_means[:, 3], means[:, 3])  # cash score
+    torch.testing.assert_close(permuted_values, values)
+
+
+def test_transfer_copies_every_tensor_across_asset_counts(registry, tmp_path: Path) -> None:
+    source, _ = build_agent(registry, ("AAA",), seed=1)
+    path = tmp_path / "stage1_final.zip"
+    source.save(path, {"stage": "s1"})
+    target, _ = build_agent(registry, ("AAA", "BBB", "CCC", "DDD", "EEE"), seed=2)
+    report = target.transfer_from(tmp_path / "stage1_final")  # without .zip, as users type it
+    total = len(target.model.policy.state_dict())
+    assert (report.copied, report.total) == (total, total)
+    assert str(report) == f"transferred {total}/{total} tensors from {path}"
+    for key, tensor in source.model.policy.state_dict().items():
+        torch.testing.assert_close(target.model.policy.state_dict()[key], tensor)
+
+
+def test_transfer_never_unpickles(registry, tmp_path: Path) -> None:
+    source, _ = build_agent(registry, ("AAA",))
+    path = tmp_path / "model.zip"
+    source.save(path, {})
+    poisoned = tmp_path / "poisoned.zip"
+    with zipfile.ZipFile(path) as original, zipfile.ZipFile(poisoned, "w") as copy:
+        for item in original.infolist():
+            data = original.read(item.filename)
+            if item.filename == "data":
+                data = b'{"policy_class": {":type:": "<class>", ":serialized:": "not-a-pickle"}}'
+            copy.writestr(item, data)
+    target, _ = build_agent(registry, ("AAA", "BBB"))
+    assert target.transfer_from(poisoned).copied > 0
+
+
+def test_incompatible_models_are_clear_errors(registry, tmp_path: Path) -> None:
+    source, _ = build_agent(registry, ("AAA",), window=4)
+    path = tmp_path / "w4.zip"
+    source.save(path, {})
+    other_window, _ = build_agent(registry, ("AAA",), window=6)
+    with pytest.raises(ModelError, match=r"tensor encoder.0.weight has shape \(16, 42\) there "
+                                         r"but \(16, 62\) here"):
+        other_window.transfer_from(path)
+    wider, _ = build_agent(registry, ("AAA",), window=4, hidden=32)
+    with pytest.raises(ModelError, match="network size"):
+        wider.transfer_from(path)
+    not_zip = tmp_path / "notes.txt"
+    not_zip.write_text("hello")
+    with pytest.raises(ModelError, match="not a model file"):
+        wider.transfer_from(not_zip)
+    with pytest.raises(ModelError, match=r"no model file at .*missing \(also tried .*missing.zip"):
+        wider.transfer_from(tmp_path / "missing")
+
+
+def test_checkpoint_round_trip_restores_steps_and_optimizer(registry, tmp_path: Path) -> None:
+    from ploutos_core.algorithm import TrainingMonitor
+
+    class Quiet(TrainingMonitor):
+        def on_step(self, num_timesteps, infos):  # type: ignore[no-untyped-def]
+            return True
+
+    agent, env = build_agent(registry, ("AAA", "BBB"))
+    agent.learn(64, Quiet())
+    path = tmp_path / "ckpt.zip"
+    agent.save(path, {"stage": "x"})
+    restored = registry.algorithm("ppo").load(path, env, TrainingSetup(hyperparameters=HP))
+    assert restored.num_timesteps == agent.num_timesteps == 64
+    saved_optimizer = agent.model.policy.optimizer.state_dict()["state"]
+    loaded_optimizer = restored.model.policy.optimizer.state_dict()["state"]
+    torch.testing.assert_close(loaded_optimizer[0]["exp_avg"], saved_optimizer[0]["exp_avg"])
+    observation = env.reset()
+    np.testing.assert_array_equal(agent.predict(observation), restored.predict(observation))

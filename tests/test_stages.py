@@ -1,0 +1,125 @@
+"""Stages as data: TOML loading, validation errors, --stage-file, show/list."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ploutos_core import StageFileError, StageSpec
+
+MINIMAL = """
+[stage]
+name = "mine"
+tickers = ["SPY", "TLT"]
+timesteps = 1000
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "stage.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_minimal_stage_gets_documented_defaults(tmp_path: Path) -> None:
+    (stage,) = StageSpec.from_toml(write(tmp_path, MINIMAL))
+    assert stage.tickers == ("SPY", "TLT")
+    assert stage.transaction_cost_bps == 10.0
+    assert stage.transaction_cost == pytest.approx(0.001)
+    assert str(stage.splits.train) == "2005-01-01…2018-12-31"
+    assert str(stage.splits.validation) == "2019-01-01…2022-12-31"
+    assert str(stage.splits.test) == "2023-01-01…"
+    assert stage.algorithm == "ppo" and stage.env_builder == "portfolio"
+
+
+def test_every_problem_is_reported_with_its_path(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        [stage]
+        name = "mine"
+        tickers = ["SPY"]
+        timesteps = "many"
+        colour = "blue"
+        [stage.hyperparameters]
+        learning_rate = -1.0
+        lernrate = 3
+        [stage.env]
+        reward = "sharpe"
+    """)
+    with pytest.raises(StageFileError) as caught:
+        StageSpec.from_toml(path)
+    problems = caught.value.problems
+    assert "expected int, got str 'many' @ stage.timesteps" in problems
+    assert "extra fields found (colour) @ stage" in problems
+    assert "extra fields found (lernrate) @ stage.hyperparameters" in problems
+    assert any(p.endswith("@ stage.env.reward") and "log_return" in p for p in problems)
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize(("snippet", "expected"), [
+    ('tickers = []', "must list at least one symbol @ stage.tickers"),
+    ('tickers = ["SPY", "SPY"]', "must not repeat"),
+    ('tickers = ["SPY"]\nn_envs = 0', "must be > 0, got 0 @ stage.n_envs"),
+    ('tickers = ["SPY"]\n[stage.splits]\nvalidation = { start = 2018-06-01, end = 2019-01-01 }',
+     "must be disjoint and ordered"),
+    ('tickers = ["SPY"]\n[stage.tuning]\nlearning_rate = [1e-3, 1e-4]',
+     "0 < low < high"),
+])
+def test_value_errors_point_at_the_field(tmp_path: Path, snippet: str, expected: str) -> None:
+    path = write(tmp_path, f'[stage]\nname = "x"\ntimesteps = 10\n{snippet}\n')
+    with pytest.raises(StageFileError, match=expected):
+        StageSpec.from_toml(path)
+
+
+def test_not_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(StageFileError, match="not valid TOML"):
+        StageSpec.from_toml(write(tmp_path, "[stage\nname="))
+    with pytest.raises(StageFileError, match="file not found"):
+        StageSpec.from_toml(tmp_path / "absent.toml")
+    with pytest.raises(StageFileError, match=r"missing \[stage\] table"):
+        StageSpec.from_toml(write(tmp_path, "name = 'x'"))
+
+
+def test_several_stages_in_one_file(tiny_stage_file) -> None:
+    stages = StageSpec.from_toml(tiny_stage_file())
+    assert [s.name for s in stages] == ["tiny1", "tiny2"]
+    assert {s.curriculum for s in stages} == {"tiny"}
+
+
+def test_stage_file_adds_stages_to_listing(run_cli, tiny_stage_file) -> None:
+    result = run_cli("stages", "list", "--stage-file", str(tiny_stage_file()))
+    assert result.code == 0, result
+    names = [line.split()[0] for line in result.out.splitlines()[1:]]
+    assert names == ["stage1", "stage2", "stage3", "tiny1", "tiny2"]
+    assert "stage-file:" in result.out
+
+
+def test_bad_stage_file_on_cli_is_one_error_per_problem(run_cli, tmp_path: Path) -> None:
+    path = write(tmp_path, '[stage]\nname = "x"\ntickers = []\ntimesteps = 0\n')
+    result = run_cli("stages", "list", "--stage-file", str(path))
+    assert result.code == 1
+    assert result.err.startswith("Error: invalid stage file")
+    assert "Traceback" not in result.err
+
+
+def test_show_prints_toml_that_loads_back(run_cli, tmp_path: Path, registry) -> None:
+    result = run_cli("stages", "show", "stage3")
+    assert result.code == 0
+    saved = tmp_path / "copy.toml"
+    saved.write_text(result.out)
+    (copy,) = StageSpec.from_toml(saved)
+    assert copy == registry.stage("stage3")
+
+
+def test_show_unknown_stage_lists_choices(run_cli) -> None:
+    result = run_cli("stages", "show", "stage9")
+    assert result.code == 1
+    assert "unknown stage 'stage9'; available: stage1, stage2, stage3" in result.err
+
+
+def test_duplicate_name_between_file_and_builtin(run_cli, tmp_path: Path) -> None:
+    path = write(tmp_path, '[stage]\nname = "stage1"\ntickers = ["SPY"]\ntimesteps = 10\n')
+    result = run_cli("stages", "list", "--stage-file", str(path))
+    assert result.code == 1
+    assert "'stage1' is registered twice" in result.err

@@ -1,0 +1,316 @@
+"""Auto-optimisation (issue 5): pruning, resuming, shared studies, optimized_params.json, and
+the test split never touched while tuning."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+from ploutos_plugins.optuna_tuner import OptunaTuner, open_storage
+from ploutos_plugins.portfolio_env import PortfolioEnvBuilder
+from ploutos_plugins.synthetic_source import SyntheticSource
+
+from ploutos_core import DataRequest, EnvRequest, Registry, get_plugin_manager, hookimpl
+from ploutos_core.data.stage_data import DataOptions, load_stage_panel
+from ploutos_core.errors import ConfigError, DataError
+from ploutos_core.model_files import read_metadata
+from ploutos_core.runner import CurriculumRunner, RunOptions, fit_to_budget
+from ploutos_core.stage import TuningSpace
+from ploutos_core.tuning import ReportFn, TrialPruned, TuningProblem
+from ploutos_core.tuning_run import (
+    TrialObjective,
+    apply_params,
+    check_no_test_data,
+    redact_storage,
+    tune_stage,
+)
+from tests.conftest import TINY_TOML, make_tiny_stage
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+#: the tiny curriculum with a search space that fits its 256-step stages.
+TUNED_TOML = TINY_TOML.replace(
+    "[stage.splits]",
+    "[stage.tuning]\nn_steps = [16, 32]\ntrial_fraction = 0.5\nreports = 2\n\n[stage.splits]")
+
+
+def storage_url(kind: str, directory: Path) -> str:
+    return f"sqlite:///{directory / 'study.db'}" if kind == "sqlite" \
+        else str(directory / "study.journal")
+
+
+def finished_numbers(storage: str, study_name: str) -> list[int]:
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    assert not running, running
+    return sorted(t.number for t in study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def problem(storage: str, objective: Any, n_trials: int, lines: list[str] | None = None,
+            reports: int = 2) -> TuningProblem:
+    return TuningProblem(stage_name="tiny", space=TuningSpace(reports=reports),
+                         objective=objective, storage=storage, study_name="tiny",
+                         n_trials=n_trials, seed=0,
+                         on_trial=(lines.append if lines is not None else lambda line: None))
+
+
+# --- the optuna tuner with synthetic objectives (no training) ---------------------------
+
+
+def test_a_trial_reporting_poor_values_is_pruned(tmp_path: Path) -> None:
+    calls = itertools.count()
+    finals: list[int] = []
+
+    def objective(params: Mapping[str, float | int], report: ReportFn) -> float:
+        number = next(calls)
+        value = -5.0 if number == 2 else 1.0 + number
+        if report(value, 1):
+            raise TrialPruned(f"value {value} at report 1")
+        finals.append(number)
+        report(value, 2)
+        return value
+
+    lines: list[str] = []
+    storage = storage_url("sqlite", tmp_path)
+    result = OptunaTuner().tune(problem(storage, objective, 4, lines))
+    states = [t.state for t in optuna.load_study(study_name="tiny", storage=storage).trials]
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED,
+                      TrialState.COMPLETE]
+    assert finals == [0, 1, 3]  # the poor trial stopped at its first report
+    assert (result.trials_completed, result.trials_pruned) == (3, 1)
+    assert result.best_value == 4.0
+    assert re.search(r"trial 2 \(3/4\) learning_rate=\S+ n_steps=\d+ ent_coef=\S+: pruned at "
+                     r"report 1 \(validation Sharpe -5\.000\)", "\n".join(lines)), lines
+    assert "trial 3 (4/4)" in lines[-1] and "validation Sharpe 4.000" in lines[-1]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_an_interrupted_study_resumes_to_its_total_budget(tmp_path: Path, kind: str) -> None:
+    storage = storage_url(kind, tmp_path)
+    calls: list[Mapping[str, float | int]] = []
+    interrupt_at: list[int] = []
+
+    def objective(params: Mapping[str, float | int], report: ReportFn) -> float:
+        calls.append(params)
+        if len(calls) in interrupt_at:
+            raise KeyboardInterrupt
+        return float(params["learning_rate"]) * 1000
+
+    tuner = OptunaTuner()
+    tuner.tune(problem(storage, objective, 2))
+    assert finished_numbers(storage, "tiny") == [0, 1]
+    assert len(calls) == 2
+    interrupt_at.append(4)  # the second trial of the next run is interrupted (Ctrl-C)
+    with pytest.raises(KeyboardInterrupt):
+        tuner.tune(problem(storage, objective, 4))
+    assert finished_numbers(storage, "tiny") == [0, 1, 2]
+    result = tuner.tune(problem(storage, objective, 4))
+    assert len(calls) == 5  # only the missing trial ran
+    assert finished_numbers(storage, "tiny") == [0, 1, 2, 4]  # 3 failed when interrupted
+    assert result.trials_completed == 4
+    # A resumed sampler does not draw the first points of the study again.
+    assert calls[4] != calls[0]
+    # At its budget, the study runs nothing more.
+    tuner.tune(problem(storage, objective, 4))
+    assert len(calls) == 5
+
+
+def test_storage_must_be_a_url_or_a_journal_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="neither a database URL nor a journal file"):
+        OptunaTuner().tune(problem(str(tmp_path / "study.db"), lambda p, r: 0.0, 1))
+
+
+def test_passwords_never_leave_the_storage_url() -> None:
+    assert redact_storage("postgresql://ploutos:s3cret@db.lan:5432/optuna") == \
+        "postgresql://ploutos:***@db.lan:5432/optuna"
+    assert redact_storage("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+    assert redact_storage("runs/study.journal") == "runs/study.journal"
+
+
+def test_costs_and_the_market_are_never_tuned() -> None:
+    stage = make_tiny_stage()
+    tuned = apply_params(stage.hyperparameters, {"learning_rate": 1e-4, "n_steps": 16,
+                                                 "ent_coef": 0.01})
+    assert (tuned.learning_rate, tuned.n_steps, tuned.ent_coef) == (1e-4, 16, 0.01)
+    assert tuned.gamma == stage.hyperparameters.gamma
+    with pytest.raises(ConfigError, match="transaction_cost_bps are not tunable"):
+        apply_params(stage.hyperparameters, {"transaction_cost_bps": 0.0})
+
+
+# --- two worker processes on one study ---------------------------------------------------
+
+
+def test_two_worker_processes_finish_exactly_the_budget(tmp_path: Path) -> None:
+    stage_file = tmp_path / "tiny.toml"
+    stage_file.write_text(TUNED_TOML.format(gate1=-100.0))
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    budget = 6
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ploutos_core.cli", "tune", "--stage", "tiny1",
+             "--stage-file", str(stage_file), "--source", "synthetic", "--device", "cpu",
+             "--storage", storage, "--study-name", "shared", "--trials", str(budget),
+             "--sampler-seed", str(seed), "--out", str(tmp_path / f"worker{seed}")],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for seed in (1, 2)
+    ]
+    outputs = [worker.communicate(timeout=240) for worker in workers]
+    for worker, (out, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, (out, err)
+    assert finished_numbers(storage, "shared") == list(range(budget))
+    # Each trial was run (and reported) by exactly one worker.
+    ran = [[int(n) for n in re.findall(r"tiny1: trial (\d+) \(", out)] for out, _ in outputs]
+    assert sorted(ran[0] + ran[1]) == list(range(budget)), ran
+    saved = [json.loads((tmp_path / f"worker{seed}" / "models" / "tiny1" /
+                         "optimized_params.json").read_text()) for seed in (1, 2)]
+    for record in saved:
+        assert record["trials_completed"] + record["trials_pruned"] == budget
+        assert record["study_name"] == "shared"
+    assert saved[0]["params"] == saved[1]["params"]
+
+
+# --- the stage objective and the runner ----------------------------------------------------
+
+
+class RecordingSource(SyntheticSource):
+    """Synthetic prices that remember every request."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.requests: list[DataRequest] = []
+
+    def fetch(self, request: DataRequest) -> Mapping[str, pd.DataFrame]:
+        self.requests.append(request)
+        return super().fetch(request)
+
+
+class RecordingEnvBuilder(PortfolioEnvBuilder):
+    """The portfolio env that remembers which splits were built."""
+
+    name = "recording-env"
+
+    def __init__(self) -> None:
+        self.splits: list[str] = []
+
+    def build(self, request: EnvRequest) -> Any:
+        self.splits.append(request.split)
+        return super().build(request)
+
+
+class RecordingPlugin:
+    def __init__(self) -> None:
+        self.source = RecordingSource()
+        self.builder = RecordingEnvBuilder()
+
+    @hookimpl
+    def ploutos_register_data_sources(self, register: Any) -> None:
+        register(self.source)
+
+    @hookimpl
+    def ploutos_register_env_builders(self, register: Any) -> None:
+        register(self.builder)
+
+
+def test_trial_objective_stops_training_when_pruned() -> None:
+    registry = Registry(get_plugin_manager())
+    stage = make_tiny_stage()
+    runner = CurriculumRunner(registry, RunOptions(data=DataOptions(source="synthetic"),
+                                                   device="cpu", progress=False))
+    panel = load_stage_panel(registry.data_source("synthetic"), stage, runner.options.data)
+    objective = TrialObjective(runner, stage, panel, None, steps=256, n_envs=4)
+    reported: list[tuple[float, int]] = []
+
+    def prune(value: float, step: int) -> bool:
+        reported.append((value, step))
+        return True
+
+    with pytest.raises(TrialPruned, match="at report 1 of 2"):
+        objective({"learning_rate": 3e-4, "n_steps": 16, "ent_coef": 1e-3}, prune)
+    assert [step for _, step in reported] == [1]
+
+
+def test_a_stage_trains_with_its_optimized_params_and_never_sees_test(
+        run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    stage_file = tmp_path / "tiny.toml"
+    stage_file.write_text(TUNED_TOML.format(gate1=-100.0).replace(
+        "[stage.hyperparameters]", 'env_builder = "recording-env"\n[stage.hyperparameters]'))
+    pm = get_plugin_manager()
+    plugin = RecordingPlugin()
+    pm.register(plugin, name="recording")
+    panels: list[Any] = []
+    import ploutos_core.tuning_run as tuning_run
+
+    def spy(runner: Any, stage: Any, panel: Any, *args: Any) -> Any:
+        panels.append((stage, panel))
+        return tune_stage(runner, stage, panel, *args)
+
+    monkeypatch.setattr(tuning_run, "tune_stage", spy)
+    out = tmp_path / "run"
+    result = run_cli("run", "curriculum", "--curriculum", "tiny", "--stage-file",
+                     str(stage_file), "--out", str(out), "--source", "recording",
+                     "--no-progress", "--device", "cpu", "--auto-optimize", "--trials", "2",
+                     pm=pm)
+    assert result.code == 0, result
+
+    # The test split was never requested, built or in a tuning panel.
+    validation_end = dt.date(2013, 12, 31)
+    assert plugin.source.requests
+    assert all(r.end is not None and r.end <= validation_end for r in plugin.source.requests)
+    assert "test" not in plugin.builder.splits and "validation" in plugin.builder.splits
+    assert [stage.name for stage, _ in panels] == ["tiny1", "tiny2"]
+    assert all(panel.date(panel.n_days - 1) <= validation_end for _, panel in panels)
+
+    manifest = json.loads((out / "reports" / "run.json").read_text())
+    for name in ("tiny1", "tiny2"):
+        saved = json.loads((out / "models" / name / "optimized_params.json").read_text())
+        assert saved["stage"] == name and saved["study_name"] == f"ploutos-{name}"
+        assert saved["trials_completed"] + saved["trials_pruned"] == 2
+        assert saved["trials_budget"] == 2
+        assert saved["storage"] == f"sqlite:///{(out / 'models' / name / 'optuna.db').resolve()}"
+        assert set(saved["params"]) == {"learning_rate", "n_steps", "ent_coef"}
+        assert isinstance(saved["best_value"], float)
+        params = saved["params"]
+        # The stage trained with them: the checkpoint records its hyperparameters.
+        used = read_metadata(out / "models" / f"{name}_final.zip")["hyperparameters"]
+        assert used["learning_rate"] == params["learning_rate"]
+        assert used["ent_coef"] == params["ent_coef"]
+        assert used["n_steps"] == fit_to_budget(apply_params(
+            make_tiny_stage().hyperparameters, params), 256, 4).n_steps == params["n_steps"]
+        assert manifest["stages"][name]["tuned_params"] == params
+        assert manifest["stages"][name]["hyperparameters"] == used
+        assert re.search(rf"{name}: trial 1 \(2/2\) learning_rate=", result.out)
+    # tiny2's trials start from the weights tiny2 itself starts from.
+    assert "2 trials of 128 steps, study 'ploutos-tiny2' in sqlite:///" in result.out
+    assert f"from {out / 'models' / 'tiny1_final.zip'}" in result.out
+
+    # Resume: the study reached its budget, so the saved parameters are reused as they are.
+    stage = panels[1][0]
+    lines: list[str] = []
+    runner = CurriculumRunner(Registry(pm), RunOptions(
+        out_dir=out, data=DataOptions(source="recording"), device="cpu", progress=False,
+        auto_optimize=True, trials=2), echo=lines.append)
+    hp = tune_stage(runner, stage, panels[1][1], None, 256, 4)
+    assert hp.learning_rate == saved["params"]["learning_rate"]
+    assert "already ran its 2 trials" in lines[0]
+    assert finished_numbers(saved["storage"], "ploutos-tiny2") == [0, 1]
+
+
+def test_tuning_refuses_prices_from_the_test_split() -> None:
+    stage = make_tiny_stage()
+    panel = load_stage_panel(SyntheticSource(), stage, DataOptions(source="synthetic"),
+                             through="test")
+    with pytest.raises(DataError, match="tuning must not see the test split"):
+        check_no_test_data(stage, panel)
