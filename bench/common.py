@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from gym_portfolio import PortfolioGymEnv
 
 from ploutos_core import Registry, StageSpec, get_plugin_manager
 from ploutos_core.algorithm import Agent, TrainingSetup
@@ -32,7 +33,7 @@ from ploutos_core.training import StageMonitor
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 #: asset count → the built-in stage measured for it.
-STAGE_FOR_ASSETS = {1: "stage1", 5: "stage3"}
+STAGE_FOR_ASSETS = {1: "stage1", 3: "stage2", 5: "stage3"}
 #: environments of the SB3 baseline (issue 8: "DummyVecEnv with 4 envs").
 BASELINE_ENVS = 4
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "market-data" / "daily"
@@ -70,8 +71,30 @@ class Config:
 #: the stages' own settings, what ``ploutos run`` trains by default.
 STAGE_CONFIG = Config("stage")
 #: the proposed fast configuration (issue 8); see docs/performance.md for how it was chosen.
-FAST_CONFIG = Config("fast", n_envs=64,
-                     changes=(("n_steps", 64), ("batch_size", 1024), ("n_epochs", 4)))
+FAST_CONFIG = Config("fast", n_envs=128,
+                     changes=(("n_steps", 64), ("batch_size", 1024), ("n_epochs", 4),
+                              ("hidden_size", 32)))
+
+
+def parse_variant(spec: str) -> Config:
+    """``NAME:key=value,key=value`` → a :class:`Config` (``n_envs`` and any hyperparameter).
+
+    For exploring alternatives from the command line (``--variant``) without editing code.
+    """
+    name, _, body = spec.partition(":")
+    values: dict[str, Any] = {}
+    for item in filter(None, body.split(",")):
+        key, _, raw = item.partition("=")
+        values[key.strip()] = float(raw) if any(c in raw for c in ".e") else int(raw)
+    n_envs = values.pop("n_envs", None)
+    return Config(name, n_envs=n_envs, changes=tuple(values.items()))
+
+
+def select_configs(names: str, variants: list[str]) -> dict[str, Config]:
+    """The configurations named in ``names`` (``stage``, ``fast`` or a ``--variant``'s name)."""
+    known = {"stage": STAGE_CONFIG, "fast": FAST_CONFIG}
+    known.update((c.name, c) for c in map(parse_variant, variants))
+    return {name: known[name] for name in names.split(",") if name != "baseline"}
 
 
 def registry() -> Registry:
@@ -170,8 +193,6 @@ def baseline_trainer(market: MarketArrays, stage: StageSpec, *, seed: int, devic
     """SB3 PPO defaults with ``MlpPolicy`` over ``n_envs`` per-step gymnasium envs."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
-
-    from gym_portfolio import PortfolioGymEnv
 
     def make() -> PortfolioGymEnv:
         return PortfolioGymEnv(market, stage.env.episode_length, stage.transaction_cost,

@@ -12,7 +12,7 @@ and the policy differ.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -30,7 +30,7 @@ class PortfolioGymEnv(gym.Env):
     :param action_scale: multiplies actions before the softmax.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, market: MarketArrays, episode_length: int = 252,
                  cost_rate: float = 0.001, action_scale: float = 5.0) -> None:

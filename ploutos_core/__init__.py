@@ -72,6 +72,7 @@ __all__ = [
     "Tuner",
     "TuningProblem",
     "TuningResult",
+    "TuningSpace",
     "UnknownNameError",
     "__version__",
     "get_plugin_manager",

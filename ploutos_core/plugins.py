@@ -20,7 +20,7 @@ import attrs
 import pluggy
 
 from ploutos_core import hookspecs
-from ploutos_core.errors import PluginError, PluginLoadError
+from ploutos_core.errors import PluginLoadError
 
 ENTRY_POINT_GROUP = "ploutos"
 #: this distribution; its own entry points are the built-in plugins.
@@ -69,7 +69,15 @@ class PloutosPluginManager(pluggy.PluginManager):
         except ValueError as exc:  # pluggy: already registered / name taken
             raise PluginLoadError(f"plugin {name!r} could not be registered: {exc}") from exc
         except pluggy.PluginValidationError as exc:
-            raise PluginLoadError(f"plugin {name!r} implements a hook wrongly: {exc}") from exc
+            raise PluginLoadError(f"plugin {name!r} implements a hook wrongly: "
+                                  f"{_one_line(exc)}") from exc
+        try:
+            # Every plugin registered before this one passed the same check.
+            self.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.unregister(plugin)
+            raise PluginLoadError(f"plugin {name!r} implements an unknown hook: "
+                                  f"{_one_line(exc)}; see 'ploutos plugins hooks'") from exc
         self.infos[name] = info
 
     def info(self, name: str) -> PluginInfo:
@@ -89,6 +97,10 @@ def _check_api_version(plugin: object, name: str) -> None:
             f"plugin {name!r} was written for plugin API {declared}, this Ploutos "
             f"provides API {PLUGIN_API_VERSION}; upgrade the plugin or Ploutos"
         )
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _split_env(value: str | None) -> list[str]:
@@ -155,11 +167,6 @@ def get_plugin_manager(
     for name, plugin in plugins:
         if not pm.is_blocked(name):
             pm.register_plugin(plugin, name, PluginInfo(name, None, None, "runtime"))
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin_name!r} implements an unknown hook: {exc}; "
-                          f"hooks are listed in 'ploutos plugins hooks'") from exc
     return pm
 
 

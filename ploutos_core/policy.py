@@ -20,7 +20,7 @@ from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 
@@ -86,10 +86,10 @@ class AssetSetPolicy(ActorCriticPolicy):
             _init(self.cash_head, 0.01)
             _init(self.value_head[-1], 1.0)
         self.action_dist = DiagGaussianDistribution(int(self.action_space.shape[0]))  # type: ignore[index]
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1),
-                                              **self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
-    def _heads(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _heads(self, obs: PyTorchObs) -> tuple[torch.Tensor, torch.Tensor]:
         """Action means ``(batch, n_assets + 1)`` and values ``(batch, 1)``."""
         features = cast(torch.Tensor,
                         preprocess_obs(obs, self.observation_space, normalize_images=False))
@@ -104,7 +104,8 @@ class AssetSetPolicy(ActorCriticPolicy):
     def _distribution(self, means: torch.Tensor) -> DiagGaussianDistribution:
         n_assets = means.shape[-1] - 1
         log_std = torch.cat([self.asset_log_std.expand(n_assets), self.cash_log_std])
-        return self.action_dist.proba_distribution(means, log_std)
+        return cast(DiagGaussianDistribution,
+                    self.action_dist.proba_distribution(means, log_std))
 
     def forward(self, obs: torch.Tensor, deterministic: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -114,20 +115,20 @@ class AssetSetPolicy(ActorCriticPolicy):
         actions = distribution.get_actions(deterministic=deterministic)
         return actions, values, distribution.log_prob(actions)
 
-    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor
+    def evaluate_actions(self, obs: PyTorchObs, actions: torch.Tensor
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Values, log-probabilities and entropy of ``actions`` (used by the PPO update)."""
         means, values = self._heads(obs)
         distribution = self._distribution(means)
         return values, distribution.log_prob(actions), distribution.entropy()
 
-    def get_distribution(self, obs: torch.Tensor) -> DiagGaussianDistribution:
+    def get_distribution(self, obs: PyTorchObs) -> DiagGaussianDistribution:
         """The action distribution for ``obs``."""
         return self._distribution(self._heads(obs)[0])
 
-    def predict_values(self, obs: torch.Tensor) -> torch.Tensor:
+    def predict_values(self, obs: PyTorchObs) -> torch.Tensor:
         """State values for ``obs``."""
         return self._heads(obs)[1]
 
-    def _predict(self, observation: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
         return self.get_distribution(observation).get_actions(deterministic=deterministic)

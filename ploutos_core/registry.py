@@ -175,7 +175,8 @@ class Registry:
         """
         stages = [s for s in self.stages() if s.curriculum == name]
         if not stages:
-            raise UnknownNameError("curriculum", name, sorted({s.curriculum for s in self.stages()}))
+            known = sorted({s.curriculum for s in self.stages()})
+            raise UnknownNameError("curriculum", name, known)
         return stages
 
 

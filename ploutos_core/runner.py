@@ -96,14 +96,25 @@ def scaled_timesteps(stage: StageSpec, scale: float) -> int:
 
 
 def fit_to_budget(hp: Hyperparameters, timesteps: int, n_envs: int) -> Hyperparameters:
-    """Shrink ``n_steps`` and ``batch_size`` so one rollout fits the step budget.
+    """Shorten rollouts so whole rollouts tile the step budget, and fit the batch to them.
 
-    A smoke run of 3,000 steps cannot collect a 512-step rollout from 16
-    environments; without this, PPO would train far past the budget.
+    On-policy algorithms train in whole rollouts of ``n_steps × n_envs`` steps.
+    ``n_steps`` is lowered to the smallest value that covers ``timesteps`` with
+    the same number of rollouts, so a run overshoots its budget by less than
+    one step per environment and rollout. At full scale this leaves ``n_steps``
+    unchanged (3,000,000 steps over 4 × 512 stays 512); a smoke run of 5,000
+    steps on 8 environments gets two rollouts of 313 steps instead of two of
+    512 (8,192 steps). ``batch_size`` is then capped at the rollout and moved
+    to a divisor of it when one lies within a factor of two, so no minibatch
+    is truncated.
     """
-    n_steps = max(2, min(hp.n_steps, math.ceil(timesteps / n_envs)))
-    batch_size = max(2, min(hp.batch_size, n_steps * n_envs))
-    return attrs.evolve(hp, n_steps=n_steps, batch_size=batch_size)
+    rollouts = max(1, math.ceil(timesteps / (hp.n_steps * n_envs)))
+    n_steps = max(2, math.ceil(timesteps / (rollouts * n_envs)))
+    buffer = n_steps * n_envs
+    batch_size = max(2, min(hp.batch_size, buffer))
+    divisor = next((size for size in range(batch_size, batch_size // 2, -1)
+                    if buffer % size == 0), batch_size)
+    return attrs.evolve(hp, n_steps=n_steps, batch_size=divisor)
 
 
 class CurriculumRunner:
@@ -216,7 +227,8 @@ class CurriculumRunner:
         last = monitor.checkpoint(agent.num_timesteps)
         validation = evaluate_agent(agent, self.registry, stage, panel, "validation",
                                     model=str(last))
-        files = write_reports(validation, self.layout.report_dir(stage.name))
+        files = write_reports(validation, self.layout.report_dir(stage.name),
+                              training=self._training_record(run, agent.num_timesteps))
         self.echo(format_table(validation))
         self.echo(f"{stage.name}: reports in {files.json.parent}")
         result = self.gate(stage, run, validation, last, agent.num_timesteps, train_seconds,
@@ -377,6 +389,12 @@ class CurriculumRunner:
         return result
 
     # --- bookkeeping ------------------------------------------------------------------
+
+    def _training_record(self, run: StageRun, steps: int) -> dict[str, Any]:
+        return {"algorithm": run.algorithm, "num_timesteps": steps, "n_envs": run.n_envs,
+                "seed": run.seed, "tuned": self.options.auto_optimize,
+                "hyperparameters": attrs.asdict(run.hyperparameters),
+                "start_from": str(run.start_from) if run.start_from else None}
 
     def _model_metadata(self, run: StageRun) -> dict[str, Any]:
         return {"stage": run.stage.name, "tickers": list(run.stage.tickers),

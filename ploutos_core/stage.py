@@ -8,6 +8,7 @@ and unknown keys are rejected (a typo must not silently fall back to a default).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -31,28 +32,28 @@ class FieldValueError(ValueError):
         self.message = message
 
 
-def _name(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+def _name(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if not value or not set(value) <= _NAME_CHARS:
         raise FieldValueError(attribute.name, f"{value!r} must be lower-case letters, digits, "
                                               f"'_', '-' or '.'")
 
 
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value > 0:
         raise FieldValueError(attribute.name, f"must be > 0, got {value}")
 
 
-def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value < 0:
         raise FieldValueError(attribute.name, f"must be >= 0, got {value}")
 
 
-def _unit_interval(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _unit_interval(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not 0 < value <= 1:
         raise FieldValueError(attribute.name, f"must be in (0, 1], got {value}")
 
 
-def _log_range(instance: object, attribute: attrs.Attribute[tuple[float, float]],
+def _log_range(instance: object, attribute: attrs.Attribute[Any],
                value: tuple[float, float]) -> None:
     if len(value) != 2 or not 0 < value[0] < value[1]:
         raise FieldValueError(attribute.name, f"must be [low, high] with 0 < low < high, "
@@ -121,13 +122,15 @@ class Splits:
     test from 2023-01-01.
     """
 
-    train: DateRange = DateRange(dt.date(2005, 1, 1), dt.date(2018, 12, 31))
-    validation: DateRange = DateRange(dt.date(2019, 1, 1), dt.date(2022, 12, 31))
-    test: DateRange = DateRange(dt.date(2023, 1, 1), None)
+    train: DateRange = attrs.field(
+        factory=lambda: DateRange(dt.date(2005, 1, 1), dt.date(2018, 12, 31)))
+    validation: DateRange = attrs.field(
+        factory=lambda: DateRange(dt.date(2019, 1, 1), dt.date(2022, 12, 31)))
+    test: DateRange = attrs.field(factory=lambda: DateRange(dt.date(2023, 1, 1), None))
 
     def __attrs_post_init__(self) -> None:
         ordered = [("train", self.train), ("validation", self.validation), ("test", self.test)]
-        for (name_a, a), (name_b, b) in zip(ordered, ordered[1:], strict=False):
+        for (name_a, a), (name_b, b) in itertools.pairwise(ordered):
             if a.end is None or b.start is None or a.end >= b.start:
                 raise FieldValueError(
                     name_b, f"splits must be disjoint and ordered: {name_a} ({a}) must end "
@@ -283,6 +286,7 @@ class StageSpec:
 
 
 _FIELD_MARK = "\x00"
+_LITERAL: Any = Literal
 
 
 def _format_exception(exc: BaseException, type_: type | None) -> str:
@@ -340,7 +344,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, _strict(float, (int, float)))
     converter.register_structure_hook(bool, _strict(bool, (bool,)))
     converter.register_structure_hook(DateRange, _structure_date_range)
-    converter.register_structure_hook_func(lambda t: get_origin(t) is Literal, _structure_literal)
+    converter.register_structure_hook_func(lambda t: get_origin(t) is _LITERAL, _structure_literal)
     converter.register_unstructure_hook(
         DateRange,
         lambda r: {k: v.isoformat() for k, v in (("start", r.start), ("end", r.end)) if v},

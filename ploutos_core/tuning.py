@@ -18,7 +18,7 @@ ReportFn = Callable[[float, int], bool]
 ObjectiveFn = Callable[[Mapping[str, float | int], ReportFn], float]
 
 
-class TrialPruned(Exception):  # noqa: N818 - mirrors optuna.TrialPruned
+class TrialPruned(Exception):
     """Raised inside an objective when ``report`` asked for the trial to stop."""
 
 

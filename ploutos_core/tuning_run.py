@@ -269,7 +269,7 @@ def run_study(runner: CurriculumRunner, stage: StageSpec, panel: Panel,
     if saved is not None:
         hp = apply_params(stage.hyperparameters, saved["params"])
         runner.echo(f"{stage.name}: the study {study_name!r} already ran its {budget} trials; "
-                    f"training with {format_params(saved['params'])} from {path}")
+                    f"using {format_params(saved['params'])} from {path}")
         _record(runner, stage, saved, path, reused=True)
         return hp
     steps = trial_timesteps(stage, timesteps, n_envs)

@@ -267,7 +267,6 @@ class WandbFactory(LoggerFactory):
         kwargs: dict[str, Any] = {
             "project": project, "name": run.stage, "job_type": "train", "mode": mode,
             "config": dict(run.config), "tags": [tag[:64] for tag in run.tags],
-            "reinit": "create_new",
         }
         if not os.environ.get("WANDB_DIR"):
             kwargs["dir"] = str(run.run_dir)  # runs land in <out>/wandb/

@@ -16,13 +16,12 @@ use for (A2C: ``batch_size``, ``n_epochs``, ``clip_range``) are ignored.
 
 from __future__ import annotations
 
-import abc
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ploutos_core import Agent, Algorithm, Registrar, TrainingSetup, hookimpl
+from ploutos_core import Algorithm, Registrar, TrainingSetup, hookimpl
+from ploutos_core.sb3_algorithm import SB3Algorithm, on_policy_kwargs, ppo_kwargs
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
@@ -32,25 +31,7 @@ if TYPE_CHECKING:
 PLOUTOS_API_VERSION = 1
 
 
-class _SB3Algorithm(Algorithm):
-    """Shared :meth:`load`: rebuild the agent, then restore weights, optimiser and steps."""
-
-    def build(self, env: VecEnv, setup: TrainingSetup) -> Agent:
-        """A fresh agent for ``env`` (see the subclasses)."""
-        return self._build(env, setup)
-
-    @abc.abstractmethod
-    def _build(self, env: VecEnv, setup: TrainingSetup) -> SB3Agent:
-        """A fresh :class:`SB3Agent` wrapping the algorithm's model."""
-
-    def load(self, path: Path, env: VecEnv, setup: TrainingSetup) -> Agent:
-        """Rebuild the agent and restore weights, optimiser and step count from ``path``."""
-        agent = self._build(env, setup)
-        agent.restore(path)
-        return agent
-
-
-class A2CAlgorithm(_SB3Algorithm):
+class A2CAlgorithm(SB3Algorithm):
     """Advantage Actor-Critic (stable-baselines3) with :class:`AssetSetPolicy`.
 
     Uses ``learning_rate``, ``n_steps``, ``gamma``, ``gae_lambda``, ``ent_coef``,
@@ -62,32 +43,20 @@ class A2CAlgorithm(_SB3Algorithm):
     description = "stable-baselines3 A2C, asset-count-independent policy (transfers)"
     supports_transfer = True
 
-    def _build(self, env: VecEnv, setup: TrainingSetup) -> SB3Agent:
+    def make_agent(self, env: VecEnv, setup: TrainingSetup) -> SB3Agent:
+        """A fresh A2C agent for ``env``."""
         from stable_baselines3 import A2C
 
         from ploutos_core.policy import AssetSetPolicy
         from ploutos_core.sb3_agent import SB3Agent
 
         hp = setup.hyperparameters
-        model = A2C(
-            AssetSetPolicy,
-            env,
-            learning_rate=hp.learning_rate,
-            n_steps=hp.n_steps,
-            gamma=hp.gamma,
-            gae_lambda=hp.gae_lambda,
-            ent_coef=hp.ent_coef,
-            vf_coef=hp.vf_coef,
-            max_grad_norm=hp.max_grad_norm,
-            policy_kwargs={"hidden_size": hp.hidden_size},
-            seed=setup.seed,
-            device=setup.device,
-            verbose=0,
-        )
+        model = A2C(AssetSetPolicy, env, policy_kwargs={"hidden_size": hp.hidden_size},
+                    **on_policy_kwargs(setup))
         return SB3Agent(model, self.name, {"hyperparameters": attrs.asdict(hp)})
 
 
-class RecurrentPPOAlgorithm(_SB3Algorithm):
+class RecurrentPPOAlgorithm(SB3Algorithm):
     """Recurrent PPO (sb3-contrib) with an LSTM over the flattened observation.
 
     ``hidden_size`` sets both the LSTM width and the width of the layer after it.
@@ -101,7 +70,8 @@ class RecurrentPPOAlgorithm(_SB3Algorithm):
                    "count, so it cannot transfer between stages")
     supports_transfer = False
 
-    def _build(self, env: VecEnv, setup: TrainingSetup) -> SB3Agent:
+    def make_agent(self, env: VecEnv, setup: TrainingSetup) -> SB3Agent:
+        """A fresh RecurrentPPO agent for ``env``."""
         from sb3_contrib import RecurrentPPO
 
         from ploutos_core.sb3_agent import RecurrentSB3Agent
@@ -111,24 +81,8 @@ class RecurrentPPOAlgorithm(_SB3Algorithm):
             "lstm_hidden_size": hp.hidden_size,
             "net_arch": {"pi": [hp.hidden_size], "vf": [hp.hidden_size]},
         }
-        model = RecurrentPPO(
-            "MlpLstmPolicy",
-            env,
-            learning_rate=hp.learning_rate,
-            n_steps=hp.n_steps,
-            batch_size=hp.batch_size,
-            n_epochs=hp.n_epochs,
-            gamma=hp.gamma,
-            gae_lambda=hp.gae_lambda,
-            clip_range=hp.clip_range,
-            ent_coef=hp.ent_coef,
-            vf_coef=hp.vf_coef,
-            max_grad_norm=hp.max_grad_norm,
-            policy_kwargs=policy_kwargs,
-            seed=setup.seed,
-            device=setup.device,
-            verbose=0,
-        )
+        model = RecurrentPPO("MlpLstmPolicy", env, policy_kwargs=policy_kwargs,
+                             **ppo_kwargs(setup, env.num_envs))
         return RecurrentSB3Agent(model, self.name, {"hyperparameters": attrs.asdict(hp)})
 
 

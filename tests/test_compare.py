@@ -19,14 +19,13 @@ from ploutos_core.comparison import (
     CompareOptions,
     Comparison,
     Spread,
-    format_comparison,
-    markdown_report,
     scratch_stage,
     sign_test_p_value,
     total_timesteps,
 )
 from ploutos_core.errors import ConfigError
 from ploutos_core.evaluation.backtest import Backtest, EvaluationResult
+from ploutos_core.evaluation.compare_report import format_comparison, markdown_report, step_note
 from ploutos_core.model_files import read_metadata
 from ploutos_core.stage import StageSpec
 
@@ -78,7 +77,8 @@ def _backtest(name: str, final_value: float, drawdown_day: float = 0.0) -> Backt
     return Backtest.from_arrays(name, np.array([0, 1]), returns, zeros, zeros)
 
 
-def _run(seed: int, arm: str, final_value: float, drawdown: float = 0.0) -> ArmRun:
+def _run(seed: int, arm: str, final_value: float, drawdown: float = 0.0,
+         steps: int = 512) -> ArmRun:
     evaluation = EvaluationResult(
         stage="tiny2", split="validation", model=f"seed{seed}/{arm}.zip",
         start=dt.date(2013, 1, 2), end=dt.date(2013, 1, 4), cost_bps=10.0,
@@ -86,7 +86,7 @@ def _run(seed: int, arm: str, final_value: float, drawdown: float = 0.0) -> ArmR
         baselines=(_backtest("buy_and_hold_AAA", 1.02), _backtest("cash", 1.0)),
         dates=np.array(["2013-01-02", "2013-01-03", "2013-01-04"], dtype="datetime64[D]"))
     return ArmRun(seed=seed, arm=arm, run_dir=Path(f"seed{seed}/{arm}"),  # type: ignore[arg-type]
-                  model=Path(f"m{seed}.zip"), target_timesteps=512, num_timesteps=512,
+                  model=Path(f"m{seed}.zip"), target_timesteps=512, num_timesteps=steps,
                   evaluation=evaluation)
 
 
@@ -129,6 +129,19 @@ def test_reports_print_baselines_once(hand_made: Comparison) -> None:
     markdown = markdown_report(hand_made, "compare.png")
     assert markdown.count("| buy_and_hold_AAA |") == 1
     assert "![per-seed Sharpe and equity curves](compare.png)" in markdown
+    assert step_note(hand_made) is None and "note:" not in text
+
+
+def test_unequal_trained_steps_are_flagged() -> None:
+    # the default curriculum at --scale 0.001: 18,000 steps targeted for both arms,
+    # 28,672 trained by the three stages (whole rollouts each) and 24,576 from scratch
+    runs = (_run(0, "curriculum", 1.1, steps=28_672), _run(0, "scratch", 1.0, steps=24_576))
+    comparison = Comparison(curriculum="default", stages=("stage1", "stage2", "stage3"),
+                            scratch_stage="stage3_scratch", scale=0.001, runs=runs)
+    note = step_note(comparison)
+    assert note is not None and "17%" in note
+    assert note in format_comparison(comparison)
+    assert note in markdown_report(comparison, "compare.png")
 
 
 # --- the scratch arm and options --------------------------------------------------------

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from ploutos_plugins.synthetic_source import synthetic_frame
+from ploutos_plugins.yfinance_source import YFinanceSource
 
 from ploutos_core import DataError, DataRequest, DateRange
 from ploutos_core.data.cache import ParquetCache
 from ploutos_core.data.loading import load_panel
 from ploutos_core.data.validation import align
-from ploutos_plugins.synthetic_source import synthetic_frame
-from ploutos_plugins.yfinance_source import YFinanceSource
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -71,6 +71,9 @@ def test_validation_report_written_by_the_runner(trained) -> None:
     assert set(report["comparison"]) == {"best_baseline", "sharpe_minus_best_baseline",
                                          "probabilistic_sharpe_vs_best_baseline",
                                          "bootstrap_p_value"}
+    training = report["training"]
+    assert training["algorithm"] == "ppo" and training["tuned"] is False
+    assert training["hyperparameters"]["n_steps"] == 32 and training["num_timesteps"] == 256
     assert (out / "reports" / "tiny2" / "validation.png").stat().st_size > 10_000
     assert "| agent |" in (out / "reports" / "tiny2" / "validation.md").read_text()
 

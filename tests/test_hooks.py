@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from ploutos_plugins.synthetic_source import SyntheticSource
 
 from ploutos_core import (
     Algorithm,
@@ -25,7 +26,6 @@ from ploutos_core import (
 from ploutos_core.data.stage_data import DataOptions
 from ploutos_core.hookdocs import hook_functions, render, signature_of
 from ploutos_core.runner import CurriculumRunner, RunOptions
-from ploutos_plugins.synthetic_source import SyntheticSource
 from tests.conftest import make_tiny_stage
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"

@@ -137,7 +137,7 @@ def test_registry_hook_returning_a_value_is_an_error() -> None:
             return [make_tiny_stage("returned")]
 
     registry = Registry(get_plugin_manager(plugins=[("returns", Returns())]))
-    with pytest.raises(PluginError, match="plugin 'returns'.*returned list"):
+    with pytest.raises(PluginError, match=r"plugin 'returns'.*returned list"):
         registry.stages()
 
 

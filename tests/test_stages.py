@@ -91,7 +91,8 @@ def test_stage_file_adds_stages_to_listing(run_cli, tiny_stage_file) -> None:
     result = run_cli("stages", "list", "--stage-file", str(tiny_stage_file()))
     assert result.code == 0, result
     names = [line.split()[0] for line in result.out.splitlines()[1:]]
-    assert names == ["stage1", "stage2", "stage3", "tiny1", "tiny2"]
+    assert names[:3] == ["stage1", "stage2", "stage3"]  # the default curriculum first
+    assert names.index("tiny1") + 1 == names.index("tiny2")
     assert "stage-file:" in result.out
 
 
@@ -115,7 +116,8 @@ def test_show_prints_toml_that_loads_back(run_cli, tmp_path: Path, registry) -> 
 def test_show_unknown_stage_lists_choices(run_cli) -> None:
     result = run_cli("stages", "show", "stage9")
     assert result.code == 1
-    assert "unknown stage 'stage9'; available: stage1, stage2, stage3" in result.err
+    assert "unknown stage 'stage9'; available: " in result.err
+    assert "stage1, stage2, stage3" in result.err
 
 
 def test_duplicate_name_between_file_and_builtin(run_cli, tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -55,7 +57,10 @@ _selection = [
 ]
 
 
-def _with_selection(function):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _with_selection(function: F) -> F:
     for option in reversed(_selection):
         function = option(function)
     return function

@@ -21,7 +21,11 @@ from ploutos_core.cli.options import (
 from ploutos_core.data.stage_data import load_stage_panel
 from ploutos_core.device import resolve_device
 from ploutos_core.errors import ConfigError
-from ploutos_core.evaluation.evaluate import build_backtest_env, evaluate_agent, with_cost_multiplier
+from ploutos_core.evaluation.evaluate import (
+    build_backtest_env,
+    evaluate_agent,
+    with_cost_multiplier,
+)
 from ploutos_core.evaluation.report import format_table, write_reports
 from ploutos_core.model_files import read_metadata, resolve_model_path
 from ploutos_core.stage import Hyperparameters
@@ -60,7 +64,7 @@ def parse_multipliers(value: str) -> list[float]:
 @device_option
 @stage_file_option
 @pass_app
-def evaluate_command(app: AppContext, model: Path, stage_name: str, split: str,
+def evaluate_command(app: AppContext, /, model: Path, stage_name: str, split: str,
                      cost_multiplier: str, risk_free_rate: float, algorithm: str | None,
                      out_dir: Path, seed: int, device: str, stage_files: tuple[str, ...],
                      **data: Any) -> None:
@@ -94,6 +98,8 @@ def evaluate_command(app: AppContext, model: Path, stage_name: str, split: str,
         result = evaluate_agent(agent, registry, costed, panel, split, model=str(path),  # type: ignore[arg-type]
                                 risk_free_rate=risk_free_rate, env=env)
         stem = split if multiplier == 1 else f"{split}_cost{multiplier:g}x"
-        files = write_reports(result, layout.report_dir(stage.name), stem)
+        training = {key: metadata.get(key) for key in ("algorithm", "num_timesteps", "n_envs",
+                                                       "seed", "hyperparameters", "start_from")}
+        files = write_reports(result, layout.report_dir(stage.name), stem, training=training)
         click.echo(format_table(result))
         click.echo(f"wrote {files.json}, {files.markdown.name}, {files.plot.name}\n")

@@ -19,13 +19,14 @@ def describe_plugins(app: AppContext, stage_files: tuple[str, ...] = ()) -> list
     registry = app.registry(stage_files)
     registered: dict[str, dict[str, list[str]]] = {}
     for kind in KINDS:
-        for name, entry in registry.all(kind).items():
-            registered.setdefault(entry.plugin, {}).setdefault(kind, []).append(name)
+        for registered_name, entry in registry.all(kind).items():
+            registered.setdefault(entry.plugin, {}).setdefault(kind, []).append(registered_name)
     records = []
     for plugin in app.pm.get_plugins():
-        name = app.pm.get_name(plugin)
-        if name is None:
+        plugin_name = app.pm.get_name(plugin)
+        if plugin_name is None:
             continue
+        name: str = plugin_name
         info = app.pm.info(name)
         hooks = sorted(caller.name for caller in app.pm.get_hookcallers(plugin) or [])
         records.append({

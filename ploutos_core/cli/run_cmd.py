@@ -123,7 +123,7 @@ def run_group() -> None:
               help="Start the first selected stage from this model's weights.")
 @run_options
 @pass_app
-def run_curriculum(app: AppContext, curriculum: str, selection: str | None,
+def run_curriculum(app: AppContext, /, curriculum: str, selection: str | None,
                    load_model: Path | None, **kw: Any) -> None:
     """Train the stages in order, each starting from the previous stage's final model."""
     registry = app.registry(kw["stage_files"])
@@ -138,7 +138,7 @@ def run_curriculum(app: AppContext, curriculum: str, selection: str | None,
               help="Start from this model's weights (e.g. models/stage1_final).")
 @run_options
 @pass_app
-def run_stage(app: AppContext, name: str, load_model: Path | None, **kw: Any) -> None:
+def run_stage(app: AppContext, /, name: str, load_model: Path | None, **kw: Any) -> None:
     """Train one stage, from scratch or from --load-model."""
     registry = app.registry(kw["stage_files"])
     runner = CurriculumRunner(registry, _options(kw, load_model), hook=app.pm.hook)

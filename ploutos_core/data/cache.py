@@ -12,7 +12,8 @@ import pandas as pd
 from ploutos_core.atomic import atomic_path
 from ploutos_core.errors import DataError
 
-_NAME = re.compile(r"^(?P<ticker>.+)__(?P<interval>[^_]+)__(?P<start>[^_]+)__(?P<end>[^_]+)\.parquet$")
+_NAME = re.compile(
+    r"^(?P<ticker>.+)__(?P<interval>[^_]+)__(?P<start>[^_]+)__(?P<end>[^_]+)\.parquet$")
 
 
 @attrs.frozen

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import attrs
 import pandas as pd
+
+
+def _as_tuple(tickers: Iterable[str]) -> tuple[str, ...]:
+    return tuple(tickers)
 
 
 @attrs.frozen
@@ -25,7 +29,7 @@ class DataRequest:
     :param refresh: ignore cached copies and download again.
     """
 
-    tickers: tuple[str, ...] = attrs.field(converter=tuple)
+    tickers: tuple[str, ...] = attrs.field(converter=_as_tuple)
     start: dt.date | None = None
     end: dt.date | None = None
     interval: str = "1d"

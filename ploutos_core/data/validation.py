@@ -41,7 +41,8 @@ def normalise_frame(ticker: str, frame: pd.DataFrame) -> pd.DataFrame:
     if frame is None or len(frame) == 0:
         raise DataError(f"{where}: no rows of data; check the ticker and the date range")
     out = frame.copy()
-    out.columns = [_ALIASES.get(str(c).strip().lower(), str(c).strip().lower()) for c in out.columns]
+    names = [str(c).strip().lower() for c in out.columns]
+    out.columns = [_ALIASES.get(name, name) for name in names]
     if "date" in out.columns:
         out = out.set_index("date")
     missing = [name for name in FIELDS if name not in out.columns]
@@ -57,7 +58,8 @@ def normalise_frame(ticker: str, frame: pd.DataFrame) -> pd.DataFrame:
     if index.tz is not None:
         index = index.tz_localize(None)
     out.index = index.normalize()
-    values = out[list(FIELDS)].apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    values: pd.DataFrame = out[list(FIELDS)].apply(pd.to_numeric, errors="coerce")
+    values = values.astype(np.float64)
     values.attrs = dict(frame.attrs)
     return values
 
@@ -136,7 +138,7 @@ def align(
         if date_range is not None:
             lo = pd.Timestamp(date_range.start) if date_range.start else None
             hi = pd.Timestamp(date_range.end) if date_range.end else None
-            frame = frame.loc[lo:hi]  # type: ignore[misc]
+            frame = frame.loc[lo:hi]
             if frame.empty:
                 raise DataError(f"{_where(ticker, frames[ticker])}: no rows inside {date_range}; "
                                 f"the data cover {frames[ticker].index.min()}…"
@@ -145,7 +147,8 @@ def align(
     first = max(frame.index[0] for frame in cleaned.values())
     last = min(frame.index[-1] for frame in cleaned.values())
     if first > last:
-        spans = ", ".join(f"{t} {f.index[0].date()}…{f.index[-1].date()}" for t, f in cleaned.items())
+        spans = ", ".join(f"{t} {f.index[0].date()}…{f.index[-1].date()}"
+                          for t, f in cleaned.items())
         raise DataError(f"the tickers share no common dates ({spans})")
     calendar = pd.DatetimeIndex(
         sorted(set().union(*(f.loc[first:last].index for f in cleaned.values())))
@@ -154,7 +157,7 @@ def align(
     for column, ticker in enumerate(tickers):
         frame = cleaned[ticker].loc[first:last]
         if len(frame) != len(calendar):
-            gaps = calendar.difference(frame.index)
+            gaps = calendar.difference(pd.DatetimeIndex(frame.index))
             others = [t for t, f in cleaned.items() if gaps[0] in f.index]
             raise DataError(
                 f"{_where(ticker, frames[ticker])}: missing {gaps[0].date()} "

@@ -65,8 +65,8 @@ class PortfolioEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             market, settings, cost_rate = self._load(stage, tickers, source, data_dir, split, seed)
         self._vec = PortfolioVecEnv(market, 1, settings or EnvSettings(), cost_rate, mode=mode,
                                     seed=seed)
-        self.observation_space = self._vec.observation_space  # type: ignore[assignment]
-        self.action_space = self._vec.action_space  # type: ignore[assignment]
+        self.observation_space = self._vec.observation_space
+        self.action_space = self._vec.action_space
 
     @staticmethod
     def _load(stage_name: str, tickers: tuple[str, ...] | None, source: str,
@@ -101,7 +101,7 @@ class PortfolioEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         """Trade to the weights ``action`` implies and hold one day."""
         observations, rewards, dones, infos = self._vec.step(np.asarray(action)[None, :])
         info = dict(infos[0])
-        observation = observations[0]
+        observation = np.asarray(observations)[0]
         if dones[0]:
             observation = info.pop("terminal_observation")
             info.pop("TimeLimit.truncated", None)

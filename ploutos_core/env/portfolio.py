@@ -238,7 +238,7 @@ class PortfolioVecEnv(VecEnv):
                           0.0)
         self._dsr_a = a + DSR_ETA * delta_a
         self._dsr_b = b + DSR_ETA * delta_b
-        return np.clip(reward * DSR_ETA, -1.0, 1.0)  # type: ignore[no-any-return]
+        return np.clip(reward * DSR_ETA, -1.0, 1.0)
 
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
         """Reseed the start-day sampler (takes effect at once)."""

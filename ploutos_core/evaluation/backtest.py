@@ -93,8 +93,9 @@ def run_agent_backtest(agent: Agent, env: Any, risk_free_rate: float = 0.0) -> B
             turnover.append(float(info["turnover"]))
             costs.append(float(info["cost"]))
         except KeyError as exc:
-            raise PluginError(f"the environment's backtest info lacks {exc}; env builders must "
-                              f"report net_return, turnover, cost and day in backtest mode") from exc
+            raise PluginError(
+                f"the environment's backtest info lacks {exc}; env builders must report "
+                f"net_return, turnover, cost and day in backtest mode") from exc
         if dones[0]:
             break
     return Backtest.from_arrays("agent", np.array(days), np.array(returns), np.array(turnover),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ploutos_core.atomic import atomic_path
 from ploutos_core.evaluation.backtest import EvaluationResult
 from ploutos_core.evaluation.metrics import drawdown_series, equity_curve
@@ -36,8 +34,9 @@ def plot_evaluation(result: EvaluationResult, path: Path) -> Path:
     top.grid(alpha=0.3)
     bottom.set_ylabel("drawdown %")
     bottom.grid(alpha=0.3)
-    bottom.set_ylim(top=0.5, bottom=min(-1.0, float(np.min(
-        [100 * drawdown_series(b.returns).min() for b in (result.agent, *result.baselines)])) * 1.1))
+    deepest = min(100 * drawdown_series(b.returns).min()
+                  for b in (result.agent, *result.baselines))
+    bottom.set_ylim(top=0.5, bottom=min(-1.0, float(deepest) * 1.1))
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=110, format="png")

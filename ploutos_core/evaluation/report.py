@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 
 from ploutos_core.atomic import write_json, write_text
 from ploutos_core.evaluation.backtest import Backtest, EvaluationResult
 from ploutos_core.evaluation.plots import plot_evaluation
+from ploutos_core.tables import markdown_table, text_table
 
 
 @attrs.frozen
@@ -58,12 +61,7 @@ def table_rows(result: EvaluationResult) -> list[list[str]]:
 
 def format_table(result: EvaluationResult) -> str:
     """A fixed-width table for the terminal, with the comparison line below."""
-    rows = table_rows(result)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    lines = ["  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
-                       for i, cell in enumerate(row)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join([_title(result), *lines, _comparison(result)])
+    return "\n".join([_title(result), *text_table(table_rows(result)), _comparison(result)])
 
 
 def _title(result: EvaluationResult) -> str:
@@ -83,9 +81,7 @@ def _comparison(result: EvaluationResult) -> str:
 
 def markdown_summary(result: EvaluationResult, plot_name: str) -> str:
     """A short Markdown report with the table and the plot."""
-    rows = table_rows(result)
-    table = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    table += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    table = markdown_table(table_rows(result))
     return "\n".join([
         f"# {result.stage} — {result.split} split", "",
         _title(result) + ".", "",
@@ -97,16 +93,25 @@ def markdown_summary(result: EvaluationResult, plot_name: str) -> str:
     ])
 
 
-def write_reports(result: EvaluationResult, directory: Path, stem: str | None = None
-                  ) -> ReportFiles:
+def write_reports(result: EvaluationResult, directory: Path, stem: str | None = None,
+                  training: Mapping[str, Any] | None = None) -> ReportFiles:
     """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` under ``directory``.
 
     :param stem: file name stem; defaults to the split name.
+    :param training: how the model was trained (algorithm, steps, hyperparameters,
+        whether they were tuned), recorded beside the results.
     """
     stem = stem or result.split
     files = ReportFiles(json=directory / f"{stem}.json", markdown=directory / f"{stem}.md",
                         plot=directory / f"{stem}.png")
-    write_json(files.json, result.to_dict())
+    payload = result.to_dict()
+    if training:
+        payload["training"] = dict(training)
+    write_json(files.json, payload)
     plot_evaluation(result, files.plot)
-    write_text(files.markdown, markdown_summary(result, files.plot.name))
+    summary = markdown_summary(result, files.plot.name)
+    if training:
+        summary += "\nTrained with: " + ", ".join(
+            f"{key} `{value}`" for key, value in training.items() if value is not None) + "\n"
+    write_text(files.markdown, summary)
     return files

@@ -57,7 +57,7 @@ class RegimeRule:
 
     @property
     def history(self) -> int:
-        """Days of closes needed before the first label (the first labelled row is this minus one)."""
+        """Days of closes needed before the first label (which is on row ``history - 1``)."""
         return max(self.trend_window, self.vol_window + self.vol_lookback)
 
 
@@ -80,7 +80,11 @@ class RegimeSignals:
         return float((self.labels[known] == regime).mean()) if known.any() else 0.0
 
 
-def classify(close: NDArray[np.float64], rule: RegimeRule = RegimeRule()) -> RegimeSignals:
+#: the rule of the built-in filters.
+DEFAULT_RULE = RegimeRule()
+
+
+def classify(close: NDArray[np.float64], rule: RegimeRule = DEFAULT_RULE) -> RegimeSignals:
     """Label every day of ``close`` with its regime, causally.
 
     :param close: positive closes of the index, oldest first.
@@ -95,7 +99,7 @@ def classify(close: NDArray[np.float64], rule: RegimeRule = RegimeRule()) -> Reg
     series = pd.Series(close)
     # Trailing windows only (pandas' rolling ends at the current row): causal by construction.
     trend = (series / series.rolling(rule.trend_window).mean() - 1.0).to_numpy()
-    log_returns = np.log(series).diff()
+    log_returns = pd.Series(np.log(close)).diff()
     vol = log_returns.rolling(rule.vol_window).std() * np.sqrt(TRADING_DAYS)
     vol_ratio = (vol / vol.rolling(rule.vol_lookback).median()).to_numpy()
 

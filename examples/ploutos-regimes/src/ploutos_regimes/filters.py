@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-
 from ploutos_core import DayFilter, DayFilterContext
-from ploutos_regimes.classifier import REGIMES, RegimeRule, classify
+
+from ploutos_regimes.classifier import DEFAULT_RULE, REGIMES, RegimeRule, classify
 
 #: the market index the built-in filters classify.
 DEFAULT_INDEX = "SPY"
@@ -24,7 +24,7 @@ class RegimeFilter(DayFilter):
     :param name: registered name (default: the regime).
     """
 
-    def __init__(self, regime: str, index: str = DEFAULT_INDEX, rule: RegimeRule = RegimeRule(),
+    def __init__(self, regime: str, index: str = DEFAULT_INDEX, rule: RegimeRule = DEFAULT_RULE,
                  name: str | None = None) -> None:
         if regime not in REGIMES:
             raise ValueError(f"unknown regime {regime!r}; use one of {', '.join(REGIMES)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import resources
 
 from ploutos_core import DayFilter, Registrar, StageSpec, hookimpl
+
 from ploutos_regimes.classifier import REGIMES
 from ploutos_regimes.filters import RegimeFilter
 
