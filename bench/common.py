@@ -1,5 +1,11 @@
 """Shared pieces of the benchmarks: data, configurations, and how each side is built and trained.
 
+Configurations: ``stage`` (the stage files as they are, what ``ploutos run`` trains),
+``reference`` (the design's reference setup, the stages' settings before issue 8) and
+``baseline`` (stable-baselines3 defaults); ``--variant`` adds more. Result files
+recorded before 2026-11-25 21:00 UTC name the reference settings ``stage`` and the
+current defaults ``fast``; every result row records its full settings.
+
 Ploutos configurations are built with the runner's own pieces (registry, env
 builder, algorithm plugin, :func:`ploutos_core.runner.fit_to_budget`) and trained
 through :meth:`Agent.learn` with a :class:`~ploutos_core.training.StageMonitor`,
@@ -44,12 +50,17 @@ class Config:
     """One Ploutos training configuration, as changes to a stage.
 
     :param name: label in tables and JSON.
-    :param n_envs: environments (``ploutos run --n-envs``); ``None``: the stage's figure.
-    :param changes: hyperparameters replacing the stage's (``None``: the stage's own).
+    :param n_envs: environments (``ploutos run --n-envs``); ``None``: what ``ploutos run``
+        steps for the stage (:meth:`StageSpec.environments`: ``batch_envs``, else ``n_envs``).
+    :param design_envs: with ``n_envs`` ``None``, run the stage's ``n_envs`` (the design's
+        reference figure, 4 / 8 / 16) instead of its ``batch_envs``.
+    :param changes: ``(name, value)`` hyperparameters replacing the stage's (empty: the
+        stage's own).
     """
 
     name: str
     n_envs: int | None = None
+    design_envs: bool = False
     changes: tuple[tuple[str, Any], ...] = ()
 
     def hyperparameters(self, stage: StageSpec, timesteps: int) -> Hyperparameters:
@@ -60,26 +71,35 @@ class Config:
 
     def envs(self, stage: StageSpec) -> int:
         """Environments this configuration runs for ``stage``."""
-        return self.n_envs or stage.n_envs
+        if self.n_envs is None and self.design_envs:
+            return stage.n_envs
+        return stage.environments(self.n_envs)
 
-    def describe(self, stage: StageSpec) -> dict[str, Any]:
-        """JSON-ready settings for ``stage``."""
-        return {"n_envs": self.envs(stage),
-                **attrs.asdict(self.hyperparameters(stage, stage.timesteps))}
+    @property
+    def is_stage_default(self) -> bool:
+        """Whether this is exactly what ``ploutos run`` trains (no changes to the stage)."""
+        return self.n_envs is None and not self.design_envs and not self.changes
 
 
-#: the stages' own settings, what ``ploutos run`` trains by default.
+#: the stage files as they are, what ``ploutos run`` trains: ``batch_envs`` (128)
+#: environments, ``n_steps`` 64, ``batch_size`` 1024, ``n_epochs`` 4, ``hidden_size`` 32.
+#: Results recorded before 2026-11-25T21:00Z call these settings ``fast``.
 STAGE_CONFIG = Config("stage")
-#: the proposed fast configuration (issue 8); see docs/performance.md for how it was chosen.
-FAST_CONFIG = Config("fast", n_envs=128,
-                     changes=(("n_steps", 64), ("batch_size", 1024), ("n_epochs", 4),
-                              ("hidden_size", 32)))
+#: the design's reference setup (the stages' settings before issue 8): the stage's
+#: ``n_envs`` (4 / 8 / 16), ``n_steps`` 512, ``batch_size`` 256, ``n_epochs`` 10,
+#: ``hidden_size`` 64. Results recorded before 2026-11-25T21:00Z call these ``stage``.
+REFERENCE_CONFIG = Config("reference", design_envs=True,
+                          changes=(("n_steps", 512), ("batch_size", 256), ("n_epochs", 10),
+                                   ("hidden_size", 64)))
+#: the configurations known by name (besides ``baseline`` and ``--variant``s).
+CONFIGS = {c.name: c for c in (REFERENCE_CONFIG, STAGE_CONFIG)}
 
 
 def parse_variant(spec: str) -> Config:
     """``NAME:key=value,key=value`` → a :class:`Config` (``n_envs`` and any hyperparameter).
 
-    For exploring alternatives from the command line (``--variant``) without editing code.
+    Changes apply to the stage files' current settings (:data:`STAGE_CONFIG`). For
+    exploring alternatives from the command line (``--variant``) without editing code.
     """
     name, _, body = spec.partition(":")
     values: dict[str, Any] = {}
@@ -91,10 +111,25 @@ def parse_variant(spec: str) -> Config:
 
 
 def select_configs(names: str, variants: list[str]) -> dict[str, Config]:
-    """The configurations named in ``names`` (``stage``, ``fast`` or a ``--variant``'s name)."""
-    known = {"stage": STAGE_CONFIG, "fast": FAST_CONFIG}
+    """The configurations named in ``names`` (``reference``, ``stage`` or a ``--variant``'s
+    name; ``baseline`` is left to the caller).
+
+    :raises SystemExit: for an unknown name (``fast`` was renamed ``stage`` when the stages
+        adopted it).
+    """
+    known = dict(CONFIGS)
     known.update((c.name, c) for c in map(parse_variant, variants))
-    return {name: known[name] for name in names.split(",") if name != "baseline"}
+    selected = {}
+    for name in names.split(","):
+        if name == "baseline":
+            continue
+        if name not in known:
+            hint = (" ('fast' is now the stage files' default: use 'stage'; the old stage "
+                    "settings are 'reference')" if name == "fast" else "")
+            raise SystemExit(f"unknown configuration {name!r}; known: "
+                             f"{', '.join([*known, 'baseline'])}{hint}")
+        selected[name] = known[name]
+    return selected
 
 
 def registry() -> Registry:
@@ -133,11 +168,18 @@ class Trainer:
 
     Every call of :meth:`train` continues the same model, so warm-up (first
     rollout, torch's lazy initialisation) is paid once, outside the timing.
+
+    :param model: the SB3 algorithm (its ``train()`` is wrapped to time the update).
+    :param learn: ``learn(target)`` trains until ``model.num_timesteps >= target``.
+    :param settings: what is being measured, for the JSON.
+    :param env: the training VecEnv.
+    :param agent: the Ploutos :class:`Agent` wrapping ``model``, if any (for evaluation).
     """
 
     def __init__(self, model: Any, learn: Callable[[int], None], settings: dict[str, Any],
-                 env: Any) -> None:
+                 env: Any, agent: Agent | None = None) -> None:
         self.model = model
+        self.agent = agent
         self._learn = learn
         self.settings = settings
         self.env = env
@@ -182,10 +224,8 @@ def ploutos_trainer(reg: Registry, stage: StageSpec, panel: Panel, config: Confi
     monitor = _monitor(agent)
     settings = {"n_envs": n_envs, **attrs.asdict(hp), "algorithm": stage.algorithm,
                 "policy": "AssetSetPolicy"}
-    trainer = Trainer(agent.model, lambda target: agent.learn(target, monitor),  # type: ignore[attr-defined]
-                      settings, env)
-    trainer.agent = agent  # type: ignore[attr-defined]
-    return trainer
+    model = agent.model  # type: ignore[attr-defined]  # SB3Agent
+    return Trainer(model, lambda target: agent.learn(target, monitor), settings, env, agent)
 
 
 def baseline_trainer(market: MarketArrays, stage: StageSpec, *, seed: int, device: str,

@@ -1,4 +1,4 @@
-"""Learning quality at equal steps: the stage configuration against the fast one (issue 8).
+"""Learning quality at equal steps: the stage defaults against the reference setup (issue 8).
 
 For each stage (stage 1: one asset; stage 3: five), configuration and seed, a
 fresh agent is built with the runner's pieces and trained for the same number of
@@ -8,6 +8,12 @@ deterministically on the validation split with
 median and spread of the final validation Sharpe per configuration, beside
 buy-and-hold on the same days. Runs go to worker processes (``--jobs``); their
 wall times are not throughput measurements (see ``throughput.py``).
+
+Configurations (``common.py``): ``stage``, the stage files as they are (what
+``ploutos run`` trains), and ``reference``, the design's reference setup (the stage's
+``n_envs``, ``n_steps`` 512, ``batch_size`` 256, ``n_epochs`` 10, ``hidden_size`` 64).
+Files recorded before 2026-11-25 21:00 UTC name the reference settings ``stage`` and
+the current defaults ``fast``.
 
 Usage::
 
@@ -46,10 +52,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"training steps per run (default {DEFAULT_STEPS:,})")
     parser.add_argument("--seeds", default="0,1,2", help="training seeds (default 0,1,2)")
     parser.add_argument("--stages", default="stage1,stage3", help="stages (default stage1,stage3)")
-    parser.add_argument("--configs", default="stage,fast", help="configurations (stage,fast)")
+    parser.add_argument("--configs", default="reference,stage",
+                        help="configurations: reference, stage or a --variant's name "
+                             "(default reference,stage)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:K=V,…",
-                        help="an extra configuration to name in --configs, e.g. "
-                             "'f3:n_envs=64,n_epochs=3' (repeatable)")
+                        help="an extra configuration to name in --configs: changes to the "
+                             "stage files' settings, e.g. 'f3:n_envs=64,n_epochs=3' "
+                             "(repeatable)")
     parser.add_argument("--source", default="synthetic", choices=("synthetic", "csv"))
     parser.add_argument("--data-dir", type=Path, default=None,
                         help=f"TICKER.csv directory for --source csv (default {SHARED_DATA})")
@@ -79,7 +88,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     panel = load_panel(reg, stage, job["source"], job["data_dir"], job["data_seed"])
     trainer = ploutos_trainer(reg, stage, panel, config, seed=job["seed"], device="cpu",
                               timesteps=job["steps"])
-    agent = trainer.agent  # type: ignore[attr-defined]
+    agent = trainer.agent
+    assert agent is not None  # ploutos_trainer always sets it
     env = build_backtest_env(reg, stage, panel, "validation")
     curve = []
     started = time.perf_counter()
@@ -127,11 +137,11 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     """The human-readable summary."""
-    print(f"\n{'stage':7} {'config':8} {'steps':>9} {'Sharpe median':>13} {'min…max':>15} "
+    print(f"\n{'stage':7} {'config':9} {'steps':>9} {'Sharpe median':>13} {'min…max':>15} "
           f"{'untrained':>9}  per seed / curve (0, ¼, ½, 1)")
     for row in rows:
         best = max(row["baselines_sharpe"].items(), key=lambda kv: kv[1])
-        print(f"{row['stage']:7} {row['config']:8} {row['steps']:>9,} "
+        print(f"{row['stage']:7} {row['config']:9} {row['steps']:>9,} "
               f"{row['sharpe_median']:>13.3f} "
               f"{row['sharpe_min']:>7.3f}…{row['sharpe_max']:<7.3f} "
               f"{row['untrained_sharpe_median']:>9.3f}  "
@@ -156,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     with context.Pool(args.jobs, maxtasksperchild=1) as pool:
         for run in pool.imap_unordered(run_one, jobs):
             runs.append(run)
-            print(f"  {run['stage']} {run['config']:5} seed {run['seed']}: validation Sharpe "
+            print(f"  {run['stage']} {run['config']:9} seed {run['seed']}: validation Sharpe "
                   f"{run['validation_sharpe']:.3f} after {run['steps']:,} steps "
                   f"(curve {[round(c['sharpe'], 3) for c in run['curve']]}, "
                   f"{run['wall_seconds']:.0f} s)", flush=True)

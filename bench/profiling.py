@@ -1,4 +1,4 @@
-"""Where training time goes: cProfile of the stage, fast and baseline configurations (issue 8).
+"""Where training time goes: cProfile of the reference, stage and baseline settings (issue 8).
 
 Each model is built and warmed up, then ``--steps`` of training run under
 cProfile. The cumulative times of the functions that make up a PPO iteration
@@ -7,12 +7,15 @@ update: forward, backward, optimiser, minibatch sampling) and written as JSON,
 with the top functions by own time as text beside it. cProfile slows
 Python-heavy code more than torch kernels, so shares of Python overhead are
 upper bounds; the un-profiled rollout/update split is in ``throughput.py``'s
-output.
+output. The configurations are those of ``common.py``: ``reference`` (the design's
+reference setup), ``stage`` (the stage files' defaults, what ``ploutos run`` trains)
+and ``baseline`` (stable-baselines3 defaults). Profiles recorded before 2026-11-25
+21:00 UTC name the reference settings ``stage`` and the current defaults ``fast``.
 
 Usage::
 
-    python bench/profiling.py                     # stage, fast, baseline × 1 and 5 assets
-    python bench/profiling.py --configs fast --assets 5 --steps 65536
+    python bench/profiling.py                     # reference, stage, baseline × 1 and 5 assets
+    python bench/profiling.py --configs stage --assets 5 --steps 65536
 """
 
 from __future__ import annotations
@@ -66,11 +69,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=32768,
                         help="profiled steps per configuration (whole rollouts; default 32768)")
     parser.add_argument("--assets", default="1,5", help="asset counts (default 1,5)")
-    parser.add_argument("--configs", default="stage,fast,baseline",
-                        help="configurations (default stage,fast,baseline)")
+    parser.add_argument("--configs", default="reference,stage,baseline",
+                        help="configurations: reference, stage, baseline or a --variant's "
+                             "name (default reference,stage,baseline)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:K=V,…",
-                        help="an extra configuration to name in --configs (repeatable)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+                        help="an extra configuration to name in --configs: changes to the "
+                             "stage files' settings, e.g. 'w64:hidden_size=64' (repeatable)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; 0 keeps torch's default (default 1, like "
+                             "'ploutos --threads')")
     parser.add_argument("--source", default="synthetic", choices=("synthetic", "csv"))
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--top", type=int, default=20, help="functions listed per profile")
@@ -117,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ploutos_core.atomic import write_json, write_text
 
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     reg = registry()
     configs = select_configs(args.configs, args.variant)
     results = []
@@ -133,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"assets": n_assets, "stage": stage.name, "config": name,
                             "settings": trainer.settings, **profile})
             groups = profile["groups"]
-            print(f"{stage.name} {name:8s} {profile['steps_per_second_profiled']:>9,.0f} "
+            print(f"{stage.name} {name:9s} {profile['steps_per_second_profiled']:>9,.0f} "
                   f"steps/s (profiled)  rollout {groups['rollout']['share']:.0%} "
                   f"(env {groups['rollout/env_step']['share']:.0%}, policy "
                   f"{groups['rollout/policy_forward']['share']:.0%})  update "

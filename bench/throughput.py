@@ -2,10 +2,13 @@
 
 One command measures, in one run and on the same data:
 
-* Ploutos's ``stage`` configuration (stage 1 for one asset, stage 3 for five), built
-  with the runner's own pieces exactly as ``ploutos run`` trains it;
-* the proposed ``fast`` configuration (more environments, larger rollouts and
-  minibatches, fewer epochs; :data:`common.FAST_CONFIG`);
+* Ploutos's ``stage`` configuration (stage 1 for one asset, stage 2 for three, stage 3
+  for five): the stage files as they are (``batch_envs`` 128, ``n_steps`` 64,
+  ``batch_size`` 1024, ``n_epochs`` 4, ``hidden_size`` 32), built with the runner's own
+  pieces exactly as ``ploutos run`` trains it;
+* the ``reference`` configuration, the design's reference setup (the stage's ``n_envs``
+  4 / 8 / 16, ``n_steps`` 512, ``batch_size`` 256, ``n_epochs`` 10, ``hidden_size`` 64;
+  :data:`common.REFERENCE_CONFIG`), trained the same way;
 * the SB3 ``baseline``: ``PPO("MlpPolicy", env)`` with default hyperparameters over
   ``DummyVecEnv`` of 4 per-step gymnasium envs (``bench/gym_portfolio.py``).
 
@@ -14,12 +17,15 @@ timed ``--repeats`` times, round-robin over all models so that load from other
 processes hits every configuration alike; the table shows medians. The split
 between rollout collection and the PPO update is measured in every repeat. The
 peak RSS of a real ``ploutos run stage stage3`` (a short one) is measured in a
-child process. Results go to ``bench/results/throughput-<host>-<device>.json``.
+child process. Results go to ``bench/results/throughput-<host>-<device>.json``;
+ratios are against the SB3 baseline. Files recorded before 2026-11-25 21:00 UTC
+name the reference settings ``stage`` and the current defaults ``fast``.
 
 Usage::
 
-    python bench/throughput.py                 # default: 3 repeats, ~15 min on 2 cores
-    python bench/throughput.py --quick         # 1 repeat, small slices, ~3 min
+    python bench/throughput.py                 # default: 3 repeats, ~4 min on 2 cores
+    python bench/throughput.py --assets 1,3,5  # + the whole-curriculum time estimate
+    python bench/throughput.py --quick         # 1 repeat, small slices, ~2 min
     python bench/throughput.py --device cuda   # on a GPU machine
     python bench/throughput.py --source csv --data-dir ../shared/market-data/daily
 """
@@ -30,7 +36,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import resource
 import socket
 import statistics
 import subprocess
@@ -45,7 +50,7 @@ import attrs
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
-    FAST_CONFIG,
+    REFERENCE_CONFIG,
     SHARED_DATA,
     STAGE_CONFIG,
     STAGE_FOR_ASSETS,
@@ -60,7 +65,23 @@ from common import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CONFIG_NAMES = ("stage", "fast", "baseline")
+#: runs the ``ploutos`` CLI with the arguments after ``-c``, then prints the process's own
+#: peak RSS. VmHWM, not getrusage: Linux carries ``ru_maxrss`` across fork and exec, so a
+#: child of this (large) benchmark process would report the parent's size. The CLI starts
+#: no child processes of its own.
+RSS_WRAPPER = (
+    "import resource, sys\n"
+    "from ploutos_core.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "try:\n"
+    "    status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
+    "    peak = int(status.split()[0])\n"
+    "except (OSError, IndexError):\n"
+    "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "print(f'peak_rss_kib={peak}')\n"
+    "sys.exit(code)\n"
+)
+CONFIG_NAMES = ("reference", "stage", "baseline")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,26 +94,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed repeats per configuration (default 3; --quick 1)")
     parser.add_argument("--quick", action="store_true",
-                        help="one short repeat per configuration, no RSS probe of fast")
+                        help="one short repeat per configuration; RSS probe of the stage "
+                             "settings only, on a shorter run")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
                         help="torch device of both sides (default cpu)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads of both sides; 0 keeps torch's default "
-                             "(one per core). Default 1: see docs/performance.md")
+                             "(one per core). Default 1, like 'ploutos --threads': see "
+                             "docs/performance.md")
     parser.add_argument("--assets", default="1,5",
                         help="asset counts to measure: 1 → stage1, 3 → stage2, 5 → stage3 (default "
                              "1,5; 1,3,5 adds a whole-curriculum time estimate)")
     parser.add_argument("--configs", default=",".join(CONFIG_NAMES),
                         help=f"configurations to measure (default {','.join(CONFIG_NAMES)})")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:K=V,…",
-                        help="an extra configuration to name in --configs, e.g. "
-                             "'f3:n_envs=64,n_epochs=3' (repeatable)")
+                        help="an extra configuration to name in --configs: changes to the "
+                             "stage files' settings, e.g. 'f3:n_envs=64,n_epochs=3' "
+                             "(repeatable)")
     parser.add_argument("--source", default="synthetic", choices=("synthetic", "csv"),
                         help="data source plugin (default synthetic)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help=f"directory of TICKER.csv for --source csv (e.g. {SHARED_DATA})")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, envs and networks")
-    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS probe")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS probes")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default bench/results/throughput-<host>-<device>.json)")
     args = parser.parse_args(argv)
@@ -150,7 +174,7 @@ def build_trainers(args: argparse.Namespace, device: str) -> dict[tuple[int, str
                                           device=device)
             started = time.perf_counter()
             trainer.train(1)  # warm-up: one rollout and one update, not timed
-            print(f"  built and warmed up {stage.name} {name:8s} "
+            print(f"  built and warmed up {stage.name} {name:9s} "
                   f"({time.perf_counter() - started:.1f} s)", flush=True)
             trainers[(n_assets, name)] = trainer
     return trainers
@@ -165,7 +189,7 @@ def measure(trainers: dict[tuple[int, str], Trainer], steps: int, repeats: int
             run = trainer.train(steps)
             run["load_average"] = os.getloadavg()[0]
             runs[key].append(run)
-            print(f"  repeat {repeat + 1}/{repeats} {key[0]} asset(s) {key[1]:8s} "
+            print(f"  repeat {repeat + 1}/{repeats} {key[0]} asset(s) {key[1]:9s} "
                   f"{run['steps_per_second']:9,.0f} steps/s  update "
                   f"{run['update_fraction']:.0%}  load {run['load_average']:.1f}", flush=True)
     return runs
@@ -213,44 +237,43 @@ def curriculum_minutes(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def rss_probe(stage_name: str, config: Config, args: argparse.Namespace, scale: float
               ) -> dict[str, Any]:
-    """Peak RSS of a real ``ploutos run stage`` (training, checkpoints, evaluation, reports)."""
+    """Peak RSS of a real ``ploutos run stage`` (training, checkpoints, evaluation, reports).
+
+    The ``stage`` configuration runs the built-in stage; any other runs a copy of it with
+    the configuration's settings, through ``--stage-file``.
+    """
     from ploutos_core.stage import stage_to_dict
     from ploutos_core.toml_writer import dumps
 
     reg = registry()
     stage = reg.stage(stage_name)
     with tempfile.TemporaryDirectory(prefix="ploutos-rss-") as tmp:
-        command = [sys.executable, "-m", "ploutos_core.cli", "run", "stage", stage.name,
-                   "--out", tmp, "--source", args.source, "--seed", str(args.seed),
-                   "--scale", str(scale), "--ignore-gates", "--no-progress",
-                   "--device", args.device]
-        if config.name != "stage":
+        name, extra = stage.name, []
+        if not config.is_stage_default:
             variant = attrs.evolve(stage, name=f"{stage.name}-{config.name}", curriculum="bench",
-                                   n_envs=config.envs(stage),
+                                   batch_envs=config.envs(stage),
                                    hyperparameters=config.hyperparameters(stage, stage.timesteps))
             stage_file = Path(tmp) / "stage.toml"
             stage_file.write_text(dumps(stage_to_dict(variant), "stage"))
-            command[5] = variant.name
-            command += ["--stage-file", str(stage_file)]
+            name, extra = variant.name, ["--stage-file", str(stage_file)]
         if args.data_dir is not None:
-            command += ["--data-dir", str(args.data_dir)]
+            extra += ["--data-dir", str(args.data_dir)]
+        # --threads as in the timed runs (0: torch's default); the CLI's own default is 1.
+        cli_args = ["--threads", str(args.threads), "run", "stage", name, "--out", tmp,
+                    "--source", args.source, "--seed", str(args.seed), "--scale", str(scale),
+                    "--ignore-gates", "--no-progress", "--device", args.device, *extra]
         env = {**os.environ, "WANDB_MODE": "disabled", "MPLBACKEND": "Agg"}
-        if args.threads:
-            env["OMP_NUM_THREADS"] = str(args.threads)  # torch's intra-op pool follows it
         started = time.perf_counter()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp,
-                              check=False)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        done = subprocess.run([sys.executable, "-c", RSS_WRAPPER, *cli_args],
+                              capture_output=True, text=True, env=env, cwd=tmp, check=False)
     if done.returncode != 0:
         return {"stage": stage_name, "config": config.name, "error": done.stderr[-2000:]}
-    if after <= before:
-        print("  note: peak RSS of this child not above an earlier child's; reported as a "
-              "lower bound", flush=True)
+    peak_kib = int(done.stdout.strip().splitlines()[-1].removeprefix("peak_rss_kib="))
     timesteps = max(1, round(stage.timesteps * scale))
     return {"stage": stage_name, "config": config.name, "timesteps": timesteps,
-            "command": " ".join(command[1:]), "seconds": round(time.perf_counter() - started, 1),
-            "peak_rss_mib": round(after / 1024, 1)}
+            "n_envs": config.envs(stage), "command": " ".join(["ploutos", *cli_args]),
+            "seconds": round(time.perf_counter() - started, 1),
+            "peak_rss_mib": round(peak_kib / 1024, 1)}
 
 
 def print_table(rows: list[dict[str, Any]], rss: list[dict[str, Any]]) -> None:
@@ -294,9 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     rss = []
     if not args.no_rss:
         print("  measuring peak RSS of a short stage-3 run in a child process", flush=True)
-        rss.append(rss_probe("stage3", STAGE_CONFIG, args, scale=0.003))
+        rss.append(rss_probe("stage3", STAGE_CONFIG, args, scale=0.001 if args.quick else 0.01))
         if not args.quick:
-            rss.append(rss_probe("stage3", FAST_CONFIG, args, scale=0.01))
+            rss.append(rss_probe("stage3", REFERENCE_CONFIG, args, scale=0.01))
     result = {
         "benchmark": "throughput", "issue": 8,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

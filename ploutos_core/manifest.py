@@ -73,6 +73,7 @@ def hardware() -> dict[str, Any]:
         import torch
 
         cuda = torch.cuda.is_available()
+        info["torch_threads"] = torch.get_num_threads()
         info["torch_cuda"] = torch.version.cuda
         info["cuda_devices"] = [torch.cuda.get_device_name(i)
                                 for i in range(torch.cuda.device_count())] if cuda else []

@@ -145,8 +145,9 @@ class CurriculumRunner:
         :raises TrainingInterrupted: on SIGINT/SIGTERM, after saving a checkpoint.
         """
         self.check_before_training(stages)
+        # Written with the first stage record, once data loaded: a run that fails on
+        # bad input leaves no files behind.
         self.manifest = Manifest(self.layout.manifest(), self._run_record(stages))
-        self.manifest.save()
         results: list[StageResult] = []
         start_from = self.options.load_model
         for position, stage in enumerate(stages, start=1):
@@ -203,7 +204,7 @@ class CurriculumRunner:
         source = self.registry.data_source(options.data.source)
         panel = load_stage_panel(source, stage, options.data, through="validation")
         timesteps = scaled_timesteps(stage, options.scale)
-        n_envs = options.n_envs or stage.n_envs
+        n_envs = stage.environments(options.n_envs)
         resume_from = self.layout.newest_checkpoint(stage.name) if options.resume else None
         hyperparameters = self.hyperparameters(stage, panel, start_from, resume_from,
                                                timesteps, n_envs)

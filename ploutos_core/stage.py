@@ -188,8 +188,11 @@ class StageSpec:
     :param name: unique registered name (``stage1``), used on the command line.
     :param tickers: the assets traded, in order.
     :param timesteps: environment steps to train for (before ``--scale``).
-    :param n_envs: environments of the reference setup; runs may batch more
-        (``--n-envs``) and record what they ran.
+    :param n_envs: environments of the reference setup (the design's figure).
+    :param batch_envs: environments the batched environment actually steps at once;
+        ``None`` runs ``n_envs``. Many more environments cost little with the batched
+        environment and make PPO's updates larger and fewer (docs/performance.md).
+        ``--n-envs`` overrides both; the run manifest records what ran.
     :param description: one line for listings.
     :param curriculum: the curriculum the stage belongs to (``default`` for the built-ins).
     :param order: position inside its curriculum.
@@ -207,6 +210,8 @@ class StageSpec:
     tickers: tuple[str, ...] = attrs.field()
     timesteps: int = attrs.field(validator=_positive)
     n_envs: int = attrs.field(default=8, validator=_positive)
+    batch_envs: int | None = attrs.field(default=None, validator=attrs.validators.optional(
+        _positive))
     description: str = ""
     curriculum: str = attrs.field(default="default", validator=_name)
     order: int = 0
@@ -228,6 +233,11 @@ class StageSpec:
             raise FieldValueError("tickers", f"must not repeat, got {list(value)}")
         if any(not t or t != t.strip() for t in value):
             raise FieldValueError("tickers", f"must be non-empty symbols, got {list(value)}")
+
+    def environments(self, override: int | None = None) -> int:
+        """Environments a run steps at once: ``override`` (``--n-envs``), else
+        ``batch_envs``, else ``n_envs``."""
+        return override or self.batch_envs or self.n_envs
 
     @property
     def transaction_cost(self) -> float:

@@ -9,7 +9,9 @@ never a silent empty run.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
+import warnings
 from collections.abc import Callable, Mapping
 
 import pandas as pd
@@ -23,21 +25,30 @@ HINT = ("use the cache (run 'ploutos data fetch' where Yahoo is reachable), "
 
 def download(ticker: str, start: dt.date | None, end: dt.date | None,
              interval: str) -> pd.DataFrame:
-    """Download one ticker from Yahoo (the only network call of this module)."""
+    """Download one ticker from Yahoo (the only network call of this module).
+
+    yfinance's own log lines and warnings are silenced; its errors are raised
+    (``raise_errors=True``) so the retry loop can say what went wrong.
+    """
     import yfinance
 
-    frame = yfinance.download(
-        ticker,
-        start=start.isoformat() if start else "1900-01-01",
-        # yfinance's end is exclusive; ours is inclusive.
-        end=(end + dt.timedelta(days=1)).isoformat() if end else None,
-        interval=interval,
-        auto_adjust=True,
-        actions=False,
-        progress=False,
-        threads=False,
-        multi_level_index=False,
-    )
+    quiet = logging.getLogger("yfinance")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame = yfinance.Ticker(ticker).history(
+                start=start.isoformat() if start else "1900-01-01",
+                # yfinance's end is exclusive; ours is inclusive.
+                end=(end + dt.timedelta(days=1)).isoformat() if end else None,
+                interval=interval,
+                auto_adjust=True,
+                actions=False,
+                raise_errors=True,
+            )
+    finally:
+        quiet.setLevel(level)
     return frame if frame is not None else pd.DataFrame()
 
 
@@ -95,7 +106,7 @@ class YFinanceSource(DataSource):
 
     def _download_with_retry(self, ticker: str, request: DataRequest) -> pd.DataFrame:
         delay = self.backoff
-        problem = ""
+        problems: list[str] = []
         for attempt in range(1, self.attempts + 1):
             try:
                 frame = self.downloader(ticker, request.start, request.end, request.interval)
@@ -108,11 +119,13 @@ class YFinanceSource(DataSource):
                     return frame[[c for c in frame.columns
                                   if str(c).lower() in {"open", "high", "low", "close", "volume"}]]
                 problem = "Yahoo returned no rows (offline, rate-limited, delisted or misspelt)"
+            if problem not in problems:
+                problems.append(problem)
             if attempt < self.attempts:
                 self.sleep(delay)
                 delay *= 2
         raise DataError(f"yfinance download of {ticker!r} failed after {self.attempts} "
-                        f"attempt(s): {problem}; {HINT}")
+                        f"attempt(s): {' / '.join(problems)}; {HINT}")
 
 
 @hookimpl

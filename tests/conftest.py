@@ -17,6 +17,7 @@ from ploutos_core.stage import EnvSettings, Gate, Hyperparameters, Splits, Tunin
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # subprocesses' torch too
 
 
 
@@ -32,6 +33,18 @@ def _market_data_dir() -> Path | None:
 
 MARKET_DATA = _market_data_dir()
 needs_market_data = pytest.mark.skipif(MARKET_DATA is None, reason="../shared/market-data absent")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny networks train fastest on one thread, and torch's thread pool on a busy
+    2-core machine can make a test twenty times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,18 +16,6 @@ from ploutos_core.evaluation.backtest import run_agent_backtest
 from ploutos_core.model_files import read_metadata
 from ploutos_core.sb3_agent import RecurrentSB3Agent
 from tests.conftest import CliResult, make_tiny_stage
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny networks run fastest on one thread; an LSTM on a busy machine's thread pool
-    can be 20 times slower (measured: a 260-day recurrent backtest, 12 s against 0.5 s)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_the_plugin_registers_a2c_and_recurrent_ppo(registry: Registry) -> None:

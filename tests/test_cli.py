@@ -76,3 +76,22 @@ def test_console_script_runs() -> None:
                              "stages", "list"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "stage1" in result.stdout
+
+
+def test_threads_option_limits_torch(run_cli, tiny_stage_file, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = run_cli("--threads", "1", "run", "stage", "tiny1", "--stage-file",
+                         str(tiny_stage_file()), "--source", "synthetic", "--no-progress",
+                         "--out", str(tmp_path))
+        assert result.code == 0, result
+        manifest = json.loads((tmp_path / "reports" / "run.json").read_text())
+        assert manifest["hardware"]["torch_threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+    assert run_cli("--threads", "-1", "stages", "list").code == 2

@@ -201,3 +201,14 @@ def test_interrupted_stage_resumes_from_newest_checkpoint(tmp_path: Path, how: s
     assert f"at step {checkpoints[-1]:,}" in stdout
     final = read_metadata(out / "models" / "long_final.zip")
     assert final["num_timesteps"] == 16384
+
+
+def test_bad_input_leaves_no_files_behind(run_cli, tiny_stage_file, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run_cli("run", "curriculum", "--curriculum", "tiny", "--stage-file",
+                     str(tiny_stage_file()), "--out", str(out), "--source", "csv",
+                     "--data-dir", str(tmp_path / "no-such-dir"), "--no-progress")
+    assert result.code == 1
+    assert result.err == (f"Error: data directory {tmp_path / 'no-such-dir'} does not exist; "
+                          f"check --data-dir or PLOUTOS_DATA_DIR\n")
+    assert not out.exists() or not any(out.rglob("*"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +16,6 @@ from ploutos_core import Agent, DataRequest, DataSource, Registry, StageSpec, Tr
 from ploutos_core.data.panel import DateRange
 from ploutos_core.testing import ContractError, check_algorithm, check_data_source, check_stage
 from tests.conftest import make_tiny_stage
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny networks: one thread is fastest and immune to a busy machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # --- check_data_source ------------------------------------------------------------------
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from ploutos_core.cli.compare_cmd import compare_command
@@ -20,6 +23,21 @@ BUILTIN_COMMANDS = (plugins_group, stages_group, data_group, run_group, tune_com
                     evaluate_command, compare_command)
 
 
+def limit_threads(threads: int) -> None:
+    """Let torch use ``threads`` CPU threads (0: torch's default), without importing it.
+
+    Torch reads ``OMP_NUM_THREADS`` when it is imported; when it already is (tests
+    call the CLI in-process), the pool is resized directly.
+    """
+    if not threads:
+        return
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
 def build_cli(pm: PloutosPluginManager) -> click.Group:
     """The top-level group with built-in commands and those plugins add.
 
@@ -35,13 +53,17 @@ def build_cli(pm: PloutosPluginManager) -> click.Group:
                        "$PLOUTOS_PLUGINS, comma-separated).")
     @click.option("--block-plugin", "blocked", multiple=True, metavar="NAME",
                   help="Do not load this plugin (repeatable; also $PLOUTOS_BLOCK_PLUGINS).")
+    @click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True,
+                  help="CPU threads torch may use; 0 keeps torch's default (one per core). "
+                       "One is fastest for Ploutos's small networks (docs/performance.md).")
     @click.pass_context
     def cli(ctx: click.Context, debug: bool, plugins: tuple[str, ...],
-            blocked: tuple[str, ...]) -> None:
+            blocked: tuple[str, ...], threads: int) -> None:
         """Ploutos: curriculum reinforcement learning for trading agents.
 
         Quick start: 'ploutos run curriculum --source synthetic --scale 0.001 --ignore-gates'.
         """
+        limit_threads(threads)
         ctx.obj = AppContext(pm, debug=debug)
 
     for command in BUILTIN_COMMANDS:

@@ -57,8 +57,8 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
         device_option,
         click.option("--scale", type=float, default=1.0, show_default=True,
                      help="Multiply every stage's timesteps (0.001 for a smoke run)."),
-        click.option("--n-envs", type=int, help="Environments per stage instead of the "
-                                                "stage's figure (more is faster)."),
+        click.option("--n-envs", type=int,
+                     help="Environments stepped at once, instead of the stage's batch_envs."),
         click.option("--algorithm", help="Algorithm for every stage instead of the stage's."),
         click.option("--resume", is_flag=True,
                      help="Skip finished stages; continue the interrupted one from its "

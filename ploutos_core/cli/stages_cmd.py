@@ -29,11 +29,11 @@ def list_stages(app: AppContext, as_json: bool, stage_files: tuple[str, ...]) ->
         click.echo(json.dumps([{**stage_to_dict(s), "plugin": registry.plugin_of("stages", s.name)}
                                for s in stages], indent=2))
         return
-    header = ("name", "curriculum", "#", "tickers", "timesteps", "n_envs", "lr", "gate",
-              "plugin")
+    header = ("name", "curriculum", "#", "tickers", "timesteps", "n_envs", "batch", "lr",
+              "gate", "plugin")
     rows = [header] + [(
         s.name, s.curriculum, str(s.order), ",".join(s.tickers), f"{s.timesteps:,}",
-        str(s.n_envs), f"{s.hyperparameters.learning_rate:g}",
+        str(s.n_envs), str(s.environments()), f"{s.hyperparameters.learning_rate:g}",
         f"{s.gate.min_validation_sharpe:g}", registry.plugin_of("stages", s.name),
     ) for s in stages]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

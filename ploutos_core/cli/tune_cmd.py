@@ -85,7 +85,7 @@ def tune_command(app: AppContext, /, stage_name: str, storage: str | None,
     panel = load_stage_panel(registry.data_source(options.data.source), stage, options.data,
                              through="validation")
     hp = run_study(runner, stage, panel, load_model, scaled_timesteps(stage, scale),
-                   n_envs or stage.n_envs, study_name=study_name or default_study_name(stage),
+                   stage.environments(n_envs), study_name=study_name or default_study_name(stage),
                    sampler_seed=sampler_seed)
     click.echo(f"{stage.name}: learning_rate={hp.learning_rate:.2e} n_steps={hp.n_steps} "
                f"ent_coef={hp.ent_coef:.2e}")
