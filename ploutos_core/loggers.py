@@ -21,6 +21,9 @@ class LoggerRun:
     :param config: the resolved configuration (stage, seed, device, …), JSON-ready.
     :param tags: short labels (stage, seed, transferred-from).
     :param project: project name for hosted trackers.
+    :param start_step: the step a resumed stage continues from (0 for a fresh stage);
+        what an interrupted invocation logged after it describes training the resumed
+        run redoes, so loggers drop it.
     """
 
     stage: str
@@ -30,6 +33,7 @@ class LoggerRun:
     config: Mapping[str, Any] = attrs.field(factory=dict)
     tags: tuple[str, ...] = ()
     project: str = "Ploutos_Curriculum"
+    start_step: int = 0
 
 
 class MetricLogger(abc.ABC):

@@ -70,11 +70,7 @@ def logger_names(registry: Registry, requested: tuple[str, ...] | None) -> list[
 
 def open_loggers(registry: Registry, requested: tuple[str, ...] | None, layout: RunLayout,
                  run: StageRun) -> list[SafeLogger]:
-    """Open one logger per selected factory for the stage ``run``.
-
-    ``config["resume_step"]`` tells loggers where a resumed stage continues, so they
-    can drop what the interrupted invocation logged after its last checkpoint.
-    """
+    """Open one logger per selected factory for the stage ``run``."""
     stage = run.stage.name
     resume_step = int(read_metadata(run.resume_from).get("num_timesteps", 0)) \
         if run.resume_from else 0
@@ -87,7 +83,8 @@ def open_loggers(registry: Registry, requested: tuple[str, ...] | None, layout: 
                 "hyperparameters": attrs.asdict(run.hyperparameters),
                 "start_from": str(run.start_from) if run.start_from else None,
                 "resumed_from": str(run.resume_from) if run.resume_from else None,
-                "resume_step": resume_step, "run_dir": str(layout.root)},
+                "run_dir": str(layout.root)},
+        start_step=resume_step,
         tags=(stage, f"seed-{run.seed}",
               f"from-{run.start_from.stem}" if run.start_from else "from-scratch"),
     )

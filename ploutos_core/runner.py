@@ -11,15 +11,19 @@ from typing import Any
 
 import attrs
 import click
+import numpy as np
+from numpy.typing import NDArray
 
 from ploutos_core.algorithm import Agent, Algorithm, TrainingSetup
 from ploutos_core.artifacts import RunLayout
 from ploutos_core.data.panel import Panel
+from ploutos_core.data.source import DataSource
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
-from ploutos_core.day_filters import DayFilterContext
 from ploutos_core.device import resolve_device
 from ploutos_core.env.base import EnvRequest
+from ploutos_core.episode_starts import episode_start_mask
 from ploutos_core.errors import ConfigError, GateFailedError, TrainingInterrupted
+from ploutos_core.evaluation.backtest import EvaluationResult
 from ploutos_core.evaluation.evaluate import evaluate_agent
 from ploutos_core.evaluation.report import format_table, write_reports
 from ploutos_core.loggers_run import logger_names
@@ -252,50 +256,15 @@ class CurriculumRunner:
             hp = tune_stage(self, stage, panel, start_from, timesteps, n_envs)
         return fit_to_budget(hp, timesteps, n_envs)
 
-    def start_mask(self, stage: StageSpec, panel: Panel, source: Any) -> Any:
-        """Allowed episode starts from the stage's day filter, or ``None``."""
-        if not stage.env.day_filter:
-            return None
-        import numpy as np
-
-        from ploutos_core.data.loading import load_panel
-        from ploutos_core.data.stage_data import stage_request
-        from ploutos_core.errors import DataError, PloutosError, PluginError
-
-        def load_close(ticker: str) -> Any:
-            if ticker in panel.tickers:
-                return panel.close[:, panel.tickers.index(ticker)].copy()
-            request = stage_request(stage, self.options.data, "validation", (ticker,))
-            other = load_panel(source, request)
-            where = np.searchsorted(other.dates, panel.dates)
-            found = (where < other.n_days) & (other.dates[np.minimum(where, other.n_days - 1)]
-                                              == panel.dates)
-            if not found.all():
-                raise DataError(f"{ticker}: no price on {panel.date(int(np.argmin(found)))}, a "
-                                f"trading day of {','.join(panel.tickers)}; the day filter "
-                                f"{stage.env.day_filter!r} needs it")
-            return other.close[where, 0].copy()
-
-        # Issue 7: the filter is plugin code, so a failure or a malformed answer names it.
-        name = stage.env.day_filter
-        plugin = self.registry.plugin_of("day_filters", name)
-        day_filter = self.registry.day_filter(name)
-        try:
-            mask = day_filter.select(DayFilterContext(panel=panel, stage=stage,
-                                                      load_close=load_close))
-        except PloutosError:
-            raise
-        except Exception as exc:
-            raise PluginError(f"day filter {name!r} of plugin {plugin!r} failed: "
-                              f"{type(exc).__name__}: {exc}") from exc
-        mask = np.asarray(mask)
-        if mask.dtype != np.bool_ or mask.shape != (panel.n_days,):
-            raise PluginError(f"day filter {name!r} of plugin {plugin!r} returned an array of "
-                              f"{mask.dtype} with shape {mask.shape}; it must return booleans, "
-                              f"one per panel day ({panel.n_days})")
-        first, last = panel.index_range(stage.splits.train, label="train split")
-        self.echo(f"{stage.name}: day filter {name!r} allows episode starts on "
-                  f"{int(mask[first:last + 1].sum()):,} of {last - first + 1:,} training days")
+    def start_mask(self, stage: StageSpec, panel: Panel, source: DataSource
+                   ) -> NDArray[np.bool_] | None:
+        """Allowed episode starts from the stage's day filter, or ``None`` without one."""
+        mask = episode_start_mask(self.registry, stage, panel, source, self.options.data)
+        if mask is not None:
+            first, last = panel.index_range(stage.splits.train, label="train split")
+            self.echo(f"{stage.name}: day filter {stage.env.day_filter!r} allows episode "
+                      f"starts on {int(mask[first:last + 1].sum()):,} of "
+                      f"{last - first + 1:,} training days")
         return mask
 
     def make_agent(self, algorithm: Algorithm, env: Any, setup: TrainingSetup,
@@ -358,8 +327,8 @@ class CurriculumRunner:
         self.echo(f"{name}: trained {steps:,} steps at {monitor.steps_per_second:,.0f} steps/s")
         return monitor
 
-    def gate(self, stage: StageSpec, run: StageRun, validation: Any, last: Path, steps: int,
-             train_seconds: float, steps_per_second: float) -> StageResult:
+    def gate(self, stage: StageSpec, run: StageRun, validation: EvaluationResult, last: Path,
+             steps: int, train_seconds: float, steps_per_second: float) -> StageResult:
         """Promote the stage's model if its validation Sharpe reaches the gate."""
         sharpe = validation.agent.summary.sharpe
         required = stage.gate.min_validation_sharpe

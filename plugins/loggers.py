@@ -35,16 +35,6 @@ from ploutos_core.atomic import write_text
 DEFAULT_PROJECT = "Ploutos_Curriculum"
 
 
-def resume_step(run: LoggerRun) -> int:
-    """The step a resumed stage continues from (0 for a fresh stage).
-
-    Records written after that step by the interrupted invocation describe
-    training that the resumed run redoes, so loggers drop them.
-    """
-    value = run.config.get("resume_step") or 0
-    return int(value)
-
-
 # --- TensorBoard -------------------------------------------------------------------------
 
 
@@ -57,7 +47,7 @@ class TensorBoardLogger(MetricLogger):
     def __init__(self, run: LoggerRun) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        start = resume_step(run)
+        start = run.start_step
         run.log_dir.mkdir(parents=True, exist_ok=True)
         # purge_step hides what an interrupted invocation logged after its last checkpoint.
         self.writer = SummaryWriter(log_dir=str(run.log_dir),
@@ -151,7 +141,7 @@ class JsonLinesFactory(LoggerFactory):
 
     def open(self, run: LoggerRun) -> MetricLogger:
         """Open (append to) the stage's ``metrics.jsonl``."""
-        start = resume_step(run)
+        start = run.start_step
         return JsonLinesLogger(run.report_dir / "metrics.jsonl",
                                keep_through=start if start else None)
 

@@ -156,7 +156,7 @@ def test_loggers_are_opened_once_per_stage_with_config_and_tags(observed: Observ
     assert run.project == "Ploutos_Curriculum"
     assert {"tiny", "seed-0", "from-scratch"} <= set(run.tags)
     assert run.config["seed"] == 0 and run.config["tickers"] == ["AAA", "BBB"]
-    assert run.config["resume_step"] == 0
+    assert run.start_step == 0
 
 
 def test_periodic_evaluation_runs_every_eval_freq_including_the_last_update(
@@ -299,7 +299,7 @@ def test_jsonl_appends_writes_null_for_non_finite_and_drops_records_past_a_resum
     logger.write({"train/value_loss": 1.0}, 40)
     logger.close()
     assert [r["step"] for r in _read_jsonl(path)] == [10, 20, 30, 40]
-    logger = factory.open(attrs.evolve(run, config={"resume_step": 20}))
+    logger = factory.open(attrs.evolve(run, start_step=20))
     logger.write({"train/value_loss": 2.0}, 25)
     logger.close()
     assert [r["step"] for r in _read_jsonl(path)] == [10, 20, 25]
