@@ -16,7 +16,6 @@ SB3 baseline is ``PPO("MlpPolicy", env)`` with every default, over
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from collections.abc import Callable
@@ -147,20 +146,14 @@ def load_panel(reg: Registry, stage: StageSpec, source: str, data_dir: Path | No
 
 def train_market(reg: Registry, stage: StageSpec, panel: Panel) -> MarketArrays:
     """The train split's arrays, built as the portfolio env builder builds them."""
-    label = "train split"
-    first, last = panel.index_range(stage.splits.get("train"), label=label)
-    return MarketArrays.from_panel(panel, stage.env, first, last, label=label)
+    return MarketArrays.for_split(panel, stage, "train")
 
 
 def _monitor(agent: Agent) -> StageMonitor:
     """The runner's monitor without checkpoint files or progress bar."""
-    kwargs: dict[str, Any] = {
-        "total_timesteps": 10**12, "checkpoint_path": lambda steps: Path("unused"),
-        "checkpoint_every": 10**12, "save": lambda agent, path: None,
-        "on_checkpoint": lambda path, steps: None}
-    if "agent" in inspect.signature(StageMonitor).parameters:  # the signature is evolving
-        kwargs["agent"] = agent
-    return StageMonitor(**kwargs)
+    return StageMonitor(agent=agent, checkpoint_path=lambda steps: Path("unused"),
+                        checkpoint_every=10**12, save=lambda agent, path: None,
+                        on_checkpoint=lambda path, steps: None)
 
 
 class Trainer:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -50,6 +51,13 @@ def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
 def write_text(target: str | os.PathLike[str], text: str) -> None:
     """Atomically write ``text`` (UTF-8) to ``target``."""
     write_bytes(target, text.encode("utf-8"))
+
+
+def json_number(value: float) -> float | None:
+    """``value`` as a float, or ``None`` (JSON ``null``) for NaN and infinities, which
+    JSON cannot hold."""
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def write_json(target: str | os.PathLike[str], payload: Any) -> None:

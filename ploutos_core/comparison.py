@@ -25,26 +25,29 @@ stage benefits from the previous one (issue 4, "Seeds and ablation").
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import attrs
 import click
 
-from ploutos_core.algorithm import TrainingSetup
 from ploutos_core.artifacts import RunLayout
+from ploutos_core.atomic import json_number
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
 from ploutos_core.device import resolve_device
 from ploutos_core.errors import ConfigError
 from ploutos_core.evaluation.backtest import Backtest, EvaluationResult
-from ploutos_core.evaluation.evaluate import build_backtest_env, evaluate_agent
+from ploutos_core.evaluation.evaluate import (
+    build_backtest_env,
+    evaluate_agent,
+    load_for_evaluation,
+)
 from ploutos_core.model_files import read_metadata
 from ploutos_core.registry import Registry
 from ploutos_core.runner import CurriculumRunner, RunOptions, scaled_timesteps
-from ploutos_core.stage import Hyperparameters, StageSpec
+from ploutos_core.stage import StageSpec
 
 Arm = Literal["curriculum", "scratch"]
 ARMS: tuple[Arm, ...] = ("curriculum", "scratch")
@@ -160,9 +163,9 @@ class Spread:
 
     def to_dict(self) -> dict[str, float | int | None]:
         """JSON-ready fields (non-finite numbers become ``None``)."""
-        return {"median": _finite(self.median), "min": _finite(self.minimum),
-                "max": _finite(self.maximum), "q1": _finite(self.q1), "q3": _finite(self.q3),
-                "n": self.n}
+        return {"median": json_number(self.median), "min": json_number(self.minimum),
+                "max": json_number(self.maximum), "q1": json_number(self.q1),
+                "q3": json_number(self.q3), "n": self.n}
 
 
 def sign_test_p_value(wins: int, losses: int) -> float:
@@ -175,10 +178,6 @@ def sign_test_p_value(wins: int, losses: int) -> float:
     if n == 0:
         return math.nan
     return sum(math.comb(n, k) for k in range(wins, n + 1)) / math.pow(2, n)
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 @attrs.frozen
@@ -255,7 +254,7 @@ class ArmRun:
                 "model": str(self.model), "target_timesteps": self.target_timesteps,
                 "num_timesteps": self.num_timesteps, "skipped": self.skipped,
                 "agent": self.evaluation.agent.to_dict(),
-                "sharpe_minus_best_baseline": _finite(self.evaluation.sharpe_vs_best_baseline)}
+                "sharpe_minus_best_baseline": json_number(self.evaluation.sharpe_vs_best_baseline)}
 
 
 @attrs.frozen(eq=False)
@@ -320,12 +319,13 @@ class Comparison:
         for metric in METRICS:
             diffs = self.differences(metric)
             entry: dict[str, Any] = {
-                "per_seed": {str(s): _finite(d) for s, d in zip(self.seeds, diffs, strict=True)},
-                "median": _finite(Spread.of(diffs).median), "better": metric.better}
+                "per_seed": {str(seed): json_number(diff)
+                             for seed, diff in zip(self.seeds, diffs, strict=True)},
+                "median": json_number(Spread.of(diffs).median), "better": metric.better}
             if metric.better:
                 wins, losses = self.wins(metric)
                 entry.update(curriculum_better=wins, scratch_better=losses,
-                             sign_test_p_value=_finite(sign_test_p_value(wins, losses)))
+                             sign_test_p_value=json_number(sign_test_p_value(wins, losses)))
             differences[metric.key] = entry
         return {
             "curriculum": self.curriculum, "stages": list(self.stages),
@@ -431,17 +431,8 @@ class ComparisonRunner:
                  ) -> EvaluationResult:
         """Backtest ``model`` on ``stage``'s validation split (the last curriculum stage,
         for both arms, so days and costs are the same)."""
-        metadata = read_metadata(model)
-        algorithm = self.registry.algorithm(metadata.get("algorithm") or stage.algorithm)
-        saved = metadata.get("hyperparameters")
-        hyperparameters = Hyperparameters(**saved) if saved else stage.hyperparameters
-        env = cast(Any, build_backtest_env(self.registry, stage, panel, "validation",
-                                           self.device))
-        setup = TrainingSetup(hyperparameters=hyperparameters, seed=seed, device=self.device)
-        with warnings.catch_warnings():
-            # SB3 warns that the training batch size does not divide the one-environment
-            # rollout of the backtest env; nothing is trained here, so it does not apply.
-            warnings.filterwarnings("ignore", message="You have specified a mini-batch size")
-            agent = algorithm.load(model, env, setup)
+        env = build_backtest_env(self.registry, stage, panel, "validation", self.device)
+        agent = load_for_evaluation(self.registry, model, stage, env, seed=seed,
+                                    device=self.device)
         return evaluate_agent(agent, self.registry, stage, panel, "validation",
                               model=str(model), env=env)

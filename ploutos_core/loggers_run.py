@@ -69,11 +69,13 @@ def logger_names(registry: Registry, requested: tuple[str, ...] | None) -> list[
 
 
 def open_loggers(registry: Registry, requested: tuple[str, ...] | None, layout: RunLayout,
-                 run: StageRun) -> list[SafeLogger]:
-    """Open one logger per selected factory for the stage ``run``."""
+                 run: StageRun, start_step: int = 0) -> list[SafeLogger]:
+    """Open one logger per selected factory for the stage ``run``.
+
+    :param start_step: the step training (re)starts from; loggers drop what an
+        interrupted invocation recorded after it.
+    """
     stage = run.stage.name
-    resume_step = int(read_metadata(run.resume_from).get("num_timesteps", 0)) \
-        if run.resume_from else 0
     logger_run = LoggerRun(
         stage=stage, run_dir=layout.root, log_dir=layout.log_dir(stage),
         report_dir=layout.report_dir(stage),
@@ -84,7 +86,7 @@ def open_loggers(registry: Registry, requested: tuple[str, ...] | None, layout: 
                 "start_from": str(run.start_from) if run.start_from else None,
                 "resumed_from": str(run.resume_from) if run.resume_from else None,
                 "run_dir": str(layout.root)},
-        start_step=resume_step,
+        start_step=start_step,
         tags=(stage, f"seed-{run.seed}",
               f"from-{run.start_from.stem}" if run.start_from else "from-scratch"),
     )

@@ -290,7 +290,8 @@ class CurriculumRunner:
 
         name = run.stage.name
         every = self.options.checkpoint_freq or max(1, run.timesteps // self.options.checkpoints)
-        loggers = open_loggers(self.registry, self.options.loggers, self.layout, run)
+        loggers = open_loggers(self.registry, self.options.loggers, self.layout, run,
+                               start_step=agent.num_timesteps)
         progress = tqdm(total=run.timesteps, initial=agent.num_timesteps, unit="step",
                         unit_scale=True, desc=name, dynamic_ncols=True,
                         disable=not self.options.progress, mininterval=0.5)
@@ -298,7 +299,6 @@ class CurriculumRunner:
             with stop_on_signals() as stop:
                 monitor = StageMonitor(
                     agent=agent,
-                    total_timesteps=run.timesteps,
                     checkpoint_path=lambda steps: self.layout.checkpoint(name, steps),
                     checkpoint_every=every,
                     save=lambda a, path: a.save(path, self._model_metadata(run)),

@@ -119,7 +119,6 @@ class SB3Agent(Agent):
         self.algorithm = algorithm
         self.extra_metadata = dict(extra_metadata or {})
         self.steps_at_update = model.num_timesteps
-        self.stop_requested = False
 
     @property
     def num_timesteps(self) -> int:

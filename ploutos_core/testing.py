@@ -35,6 +35,7 @@ from ploutos_core.data.panel import DateRange, Panel
 from ploutos_core.data.source import DataRequest, DataSource
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
 from ploutos_core.data.validation import align
+from ploutos_core.env.base import EnvRequest, Split
 from ploutos_core.errors import DataError, ModelError, PloutosError, PluginError
 from ploutos_core.stage import EnvSettings, Hyperparameters, Splits, StageSpec, stage_to_dict
 
@@ -105,8 +106,8 @@ def check_data_source(
         raise ContractError(f"data source {name!r} is a {type(source).__name__}; subclass "
                             f"ploutos_core.DataSource")
     with tempfile.TemporaryDirectory(prefix="ploutos-check-") as tmp:
-        request = _request(tickers=tuple(tickers), start=start, end=end, data_dir=data_dir,
-                           cache_dir=cache_dir or Path(tmp), seed=seed)
+        request = DataRequest(tickers=tuple(tickers), start=start, end=end, data_dir=data_dir,
+                              cache_dir=cache_dir or Path(tmp), seed=seed)
         panel = _fetch_panel(source, name, request)
         if reproducible and _fetch_panel(source, name, request).fingerprint() != \
                 panel.fingerprint():
@@ -114,8 +115,7 @@ def check_data_source(
                                 f"request; seeded or cached sources must be reproducible "
                                 f"(pass reproducible=False if yours cannot be)")
         if unknown_ticker is not None:
-            unknown = _request(**{**attrs.asdict(request, recurse=False),
-                                  "tickers": (unknown_ticker,)})
+            unknown = attrs.evolve(request, tickers=(unknown_ticker,))
             try:
                 frames = source.fetch(unknown)
             except DataError:
@@ -133,10 +133,6 @@ def check_data_source(
                                     f"{unknown_ticker!r} without raising DataError; an empty "
                                     f"answer must be an error, never a silent empty run")
     return panel
-
-
-def _request(**fields: Any) -> DataRequest:
-    return DataRequest(**fields)
 
 
 def _fetch_panel(source: DataSource, name: str, request: DataRequest) -> Panel:
@@ -236,7 +232,6 @@ def check_stage(stage: StageSpec, registry: Registry | None = None, *,
 
 
 def _build_stage(stage: StageSpec, registry: Registry, options: DataOptions) -> StageCheck:
-    from ploutos_core.env.base import EnvRequest
     from ploutos_core.runner import CurriculumRunner, RunOptions
 
     data_source = registry.data_source(options.source)
@@ -314,13 +309,12 @@ def _market_stage(tickers: tuple[str, ...]) -> tuple[StageSpec, Panel]:
     return stage, panel
 
 
-def _env(stage: StageSpec, panel: Panel, split: str, n_envs: int) -> VecEnv:
-    from ploutos_core.env.portfolio import MarketArrays, PortfolioVecEnv
+def _env(stage: StageSpec, panel: Panel, split: Split, n_envs: int) -> VecEnv:
+    from ploutos_core.env.portfolio import PortfolioVecEnv
 
-    first, last = panel.index_range(stage.splits.get(split), label=f"{split} split")
-    market = MarketArrays.from_panel(panel, stage.env, first, last, label=split)
-    return PortfolioVecEnv(market, n_envs, stage.env, stage.transaction_cost,
-                           mode="train" if split == "train" else "backtest", seed=0)
+    return PortfolioVecEnv.from_request(EnvRequest(
+        panel=panel, stage=stage, split=split, n_envs=n_envs,
+        mode="train" if split == "train" else "backtest"))
 
 
 def _backtest_returns(agent: Agent, env: VecEnv) -> NDArray[np.float64]:

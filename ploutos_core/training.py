@@ -64,11 +64,15 @@ def standard_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     return combined
 
 
+def _next_multiple(steps: int, every: int) -> int:
+    """The first multiple of ``every`` above ``steps``."""
+    return (steps // every + 1) * every
+
+
 class StageMonitor(TrainingMonitor):
     """Drives checkpoints, progress output, loggers and periodic evaluation.
 
     :param agent: the agent being trained (checkpoints save it).
-    :param total_timesteps: the stage's step target.
     :param checkpoint_path: ``checkpoint_path(steps)`` gives the file for a checkpoint.
     :param checkpoint_every: steps between checkpoints.
     :param save: ``save(agent, path)`` writes a checkpoint.
@@ -83,7 +87,6 @@ class StageMonitor(TrainingMonitor):
     def __init__(
         self,
         agent: Agent,
-        total_timesteps: int,
         checkpoint_path: Callable[[int], Path],
         checkpoint_every: int,
         save: Callable[[Agent, Path], None],
@@ -94,7 +97,6 @@ class StageMonitor(TrainingMonitor):
         evaluate: PeriodicEvaluation | None = None,
         evaluate_every: int = 0,
     ) -> None:
-        self.total_timesteps = total_timesteps
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = max(1, checkpoint_every)
         self.save = save
@@ -105,7 +107,6 @@ class StageMonitor(TrainingMonitor):
         self.evaluate = evaluate
         self.evaluate_every = evaluate_every
         self.agent = agent
-        self.last_checkpoint: Path | None = None
         self.last_checkpoint_steps = -1
         self._next_checkpoint = 0
         self._next_evaluation = 0
@@ -120,11 +121,9 @@ class StageMonitor(TrainingMonitor):
         """Remember the agent and where the step counters start (after a resume)."""
         self.agent = agent
         self._seen_steps = self._start_steps = agent.num_timesteps
-        self._next_checkpoint = (agent.num_timesteps // self.checkpoint_every + 1) \
-            * self.checkpoint_every
+        self._next_checkpoint = _next_multiple(agent.num_timesteps, self.checkpoint_every)
         if self.evaluate_every:
-            self._next_evaluation = (agent.num_timesteps // self.evaluate_every + 1) \
-                * self.evaluate_every
+            self._next_evaluation = _next_multiple(agent.num_timesteps, self.evaluate_every)
         self._started = time.monotonic()
 
     def on_step(self, num_timesteps: int, infos: list[dict[str, Any]]) -> bool:
@@ -143,14 +142,8 @@ class StageMonitor(TrainingMonitor):
         """After an update: checkpoint and evaluate when due."""
         if num_timesteps >= self._next_checkpoint:
             self.checkpoint(num_timesteps)
-            self._next_checkpoint = (num_timesteps // self.checkpoint_every + 1) \
-                * self.checkpoint_every
-        if self.evaluate is not None and self.evaluate_every and \
-                num_timesteps >= self._next_evaluation:
-            metrics = self.evaluate(self.agent, num_timesteps)
-            self.write(metrics, num_timesteps)
-            self._next_evaluation = (num_timesteps // self.evaluate_every + 1) \
-                * self.evaluate_every
+            self._next_checkpoint = _next_multiple(num_timesteps, self.checkpoint_every)
+        self._evaluate_if_due(num_timesteps)
 
     def on_metrics(self, metrics: Mapping[str, float], num_timesteps: int) -> None:
         """Forward the algorithm's statistics plus episode statistics to every logger."""
@@ -175,14 +168,17 @@ class StageMonitor(TrainingMonitor):
         so without this the final weights would never compete for best.zip.
         The runner writes the final checkpoint.
         """
-        if self.evaluate is None or not self._next_evaluation or self.stop.requested:
-            return  # off, never started, or interrupted
-        steps = self.agent.num_timesteps
-        if steps >= self._next_evaluation:
-            self.write(self.evaluate(self.agent, steps), steps)
-            self._next_evaluation = (steps // self.evaluate_every + 1) * self.evaluate_every
+        if self._next_evaluation and not self.stop.requested:  # started, not interrupted
+            self._evaluate_if_due(self.agent.num_timesteps)
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _evaluate_if_due(self, num_timesteps: int) -> None:
+        if self.evaluate is None or not self.evaluate_every or \
+                num_timesteps < self._next_evaluation:
+            return
+        self.write(self.evaluate(self.agent, num_timesteps), num_timesteps)
+        self._next_evaluation = _next_multiple(num_timesteps, self.evaluate_every)
 
     def write(self, metrics: Mapping[str, float], num_timesteps: int) -> None:
         """Send ``metrics`` to every logger."""
@@ -194,7 +190,7 @@ class StageMonitor(TrainingMonitor):
         path = self.checkpoint_path(num_timesteps)
         if num_timesteps != self.last_checkpoint_steps:
             self.save(self.agent, path)
-            self.last_checkpoint, self.last_checkpoint_steps = path, num_timesteps
+            self.last_checkpoint_steps = num_timesteps
             self.on_checkpoint(path, num_timesteps)
         return path
 

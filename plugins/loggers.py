@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import netrc
 import os
 import socket
@@ -29,7 +28,7 @@ from typing import IO, Any
 from urllib.parse import urlparse
 
 from ploutos_core import LoggerFactory, LoggerRun, MetricLogger, Registrar, hookimpl
-from ploutos_core.atomic import write_text
+from ploutos_core.atomic import json_number, write_text
 
 #: the W&B project when neither ``WANDB_PROJECT`` nor the run names another.
 DEFAULT_PROJECT = "Ploutos_Curriculum"
@@ -81,11 +80,6 @@ class TensorBoardFactory(LoggerFactory):
 # --- JSON lines --------------------------------------------------------------------------
 
 
-def _json_value(value: float) -> float | None:
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
 class JsonLinesLogger(MetricLogger):
     """One JSON object per write in ``reports/<stage>/metrics.jsonl``.
 
@@ -121,7 +115,7 @@ class JsonLinesLogger(MetricLogger):
         if self.handle is None:
             raise ValueError(f"{self.path} is closed")
         record: dict[str, Any] = {"step": int(step), "time": round(time.time(), 3)}
-        record.update((key, _json_value(value)) for key, value in metrics.items())
+        record.update((key, json_number(value)) for key, value in metrics.items())
         self.handle.write(json.dumps(record, allow_nan=False) + "\n")
         self.handle.flush()
 
@@ -214,7 +208,7 @@ class WandbLogger(MetricLogger):
         if self.run is None:
             return
         try:
-            self.run.log({key: _json_value(value) for key, value in metrics.items()},
+            self.run.log({key: json_number(value) for key, value in metrics.items()},
                          step=int(step))
         except Exception as exc:  # W&B problems never stop training (issue 6)
             _warn_wandb("logging", exc)

@@ -18,15 +18,9 @@ class PortfolioEnvBuilder(EnvBuilder):
 
     def build(self, request: EnvRequest) -> VecEnv:
         """A ``PortfolioVecEnv`` over ``request.split`` of ``request.panel``."""
-        from ploutos_core.env.portfolio import MarketArrays, PortfolioVecEnv
+        from ploutos_core.env.portfolio import PortfolioVecEnv
 
-        stage = request.stage
-        label = f"{request.split} split"
-        first, last = request.panel.index_range(stage.splits.get(request.split), label=label)
-        market = MarketArrays.from_panel(request.panel, stage.env, first, last, label=label)
-        return PortfolioVecEnv(market, request.n_envs, stage.env, stage.transaction_cost,
-                               mode=request.mode, seed=request.seed,
-                               start_mask=request.start_mask)
+        return PortfolioVecEnv.from_request(request)
 
 
 @hookimpl

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from ploutos_core.algorithm import TrainingSetup
 from ploutos_core.artifacts import RunLayout
 from ploutos_core.cli.context import AppContext, pass_app
 from ploutos_core.cli.options import (
@@ -20,15 +19,16 @@ from ploutos_core.cli.options import (
 )
 from ploutos_core.data.stage_data import load_stage_panel
 from ploutos_core.device import resolve_device
+from ploutos_core.env.base import Split
 from ploutos_core.errors import ConfigError
 from ploutos_core.evaluation.evaluate import (
     build_backtest_env,
     evaluate_agent,
+    load_for_evaluation,
     with_cost_multiplier,
 )
 from ploutos_core.evaluation.report import format_table, write_reports
 from ploutos_core.model_files import read_metadata, resolve_model_path
-from ploutos_core.stage import Hyperparameters
 
 
 def parse_multipliers(value: str) -> list[float]:
@@ -64,7 +64,7 @@ def parse_multipliers(value: str) -> list[float]:
 @device_option
 @stage_file_option
 @pass_app
-def evaluate_command(app: AppContext, /, model: Path, stage_name: str, split: str,
+def evaluate_command(app: AppContext, /, model: Path, stage_name: str, split: Split,
                      cost_multiplier: str, risk_free_rate: float, algorithm: str | None,
                      out_dir: Path, seed: int, device: str, stage_files: tuple[str, ...],
                      **data: Any) -> None:
@@ -78,24 +78,19 @@ def evaluate_command(app: AppContext, /, model: Path, stage_name: str, split: st
     multipliers = parse_multipliers(cost_multiplier)
     path = resolve_model_path(model)
     metadata = read_metadata(path)
-    algorithm_name = algorithm or metadata.get("algorithm") or stage.algorithm
-    if metadata.get("algorithm") and algorithm and algorithm != metadata["algorithm"]:
-        raise ConfigError(f"{path} was trained with {metadata['algorithm']!r}, not {algorithm!r}")
     options = make_data_options(data["source"], data["data_dir"], data["cache_dir"],
                                 data["refresh"], seed)
     panel = load_stage_panel(registry.data_source(options.source), stage, options, through=split)
     resolved_device = resolve_device(device)
-    hyperparameters = Hyperparameters(**metadata["hyperparameters"]) \
-        if metadata.get("hyperparameters") else stage.hyperparameters
-    setup = TrainingSetup(hyperparameters=hyperparameters, seed=seed, device=resolved_device)
     layout = RunLayout(out_dir)
     agent = None
     for multiplier in multipliers:
         costed = with_cost_multiplier(stage, multiplier)
-        env: Any = build_backtest_env(registry, costed, panel, split, resolved_device)  # type: ignore[arg-type]
+        env = build_backtest_env(registry, costed, panel, split, resolved_device)
         if agent is None:
-            agent = registry.algorithm(algorithm_name).load(path, env, setup)
-        result = evaluate_agent(agent, registry, costed, panel, split, model=str(path),  # type: ignore[arg-type]
+            agent = load_for_evaluation(registry, path, stage, env, seed=seed,
+                                        device=resolved_device, algorithm=algorithm)
+        result = evaluate_agent(agent, registry, costed, panel, split, model=str(path),
                                 risk_free_rate=risk_free_rate, env=env)
         stem = split if multiplier == 1 else f"{split}_cost{multiplier:g}x"
         training = {key: metadata.get(key) for key in ("algorithm", "num_timesteps", "n_envs",

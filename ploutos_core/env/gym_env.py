@@ -83,10 +83,7 @@ class PortfolioEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
                               seed=seed)
         through = "test" if split == "test" else "validation"
         panel = load_stage_panel(registry.data_source(source), stage, options, through=through)
-        label = f"{split} split"
-        first, last = panel.index_range(stage.splits.get(split), label=label)
-        market = MarketArrays.from_panel(panel, stage.env, first, last, label=label)
-        return market, stage.env, stage.transaction_cost
+        return MarketArrays.for_split(panel, stage, split), stage.env, stage.transaction_cost
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[NDArray[np.float32], dict[str, Any]]:

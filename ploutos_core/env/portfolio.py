@@ -25,9 +25,10 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvS
 
 from ploutos_core.data.panel import Panel
 from ploutos_core.env.accounting import rebalance_and_hold, softmax
+from ploutos_core.env.base import EnvRequest
 from ploutos_core.env.features import compute_features, window_features
 from ploutos_core.errors import DataError
-from ploutos_core.stage import EnvSettings
+from ploutos_core.stage import EnvSettings, StageSpec
 
 #: step size of the moving averages of the differential Sharpe ratio reward.
 DSR_ETA = 0.01
@@ -72,6 +73,16 @@ class MarketArrays:
         return cls(observations=observations, growth=growth, first=start, last=last,
                    dates=panel.dates)
 
+    @classmethod
+    def for_split(cls, panel: Panel, stage: StageSpec, split: str) -> MarketArrays:
+        """Features and growth of ``panel`` for the stage's split called ``split``.
+
+        :raises DataError: when the split is empty or too short after warm-up.
+        """
+        label = f"{split} split"
+        first, last = panel.index_range(stage.splits.get(split), label=label)
+        return cls.from_panel(panel, stage.env, first, last, label=label)
+
 
 class PortfolioVecEnv(VecEnv):
     """A batch of long-only portfolio environments over one market.
@@ -88,6 +99,14 @@ class PortfolioVecEnv(VecEnv):
     """
 
     render_mode = None
+
+    @classmethod
+    def from_request(cls, request: EnvRequest) -> PortfolioVecEnv:
+        """The environment an :class:`EnvRequest` describes (the ``portfolio`` builder)."""
+        stage = request.stage
+        market = MarketArrays.for_split(request.panel, stage, request.split)
+        return cls(market, request.n_envs, stage.env, stage.transaction_cost, mode=request.mode,
+                   seed=request.seed, start_mask=request.start_mask)
 
     def __init__(
         self,

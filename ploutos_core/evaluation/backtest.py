@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ploutos_core.algorithm import Agent
+from ploutos_core.atomic import json_number
 from ploutos_core.data.validation import as_date
 from ploutos_core.env.accounting import rebalance_and_hold
 from ploutos_core.errors import PluginError
@@ -20,10 +21,6 @@ from ploutos_core.evaluation.metrics import (
     probabilistic_sharpe_ratio,
     summarize,
 )
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 @attrs.frozen(eq=False)
@@ -66,7 +63,7 @@ class Backtest:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready statistics (non-finite numbers become ``None``)."""
-        stats = {key: _finite(float(value)) for key, value in self.summary.to_dict().items()}
+        stats = {key: json_number(value) for key, value in self.summary.to_dict().items()}
         stats["n_days"] = self.summary.n_days
         stats["average_daily_turnover"] = self.average_turnover
         stats["costs_paid"] = self.total_costs
@@ -215,8 +212,8 @@ class EvaluationResult:
             "baselines": [b.to_dict() for b in self.baselines],
             "comparison": {
                 "best_baseline": best.name,
-                "sharpe_minus_best_baseline": _finite(self.sharpe_vs_best_baseline),
-                "probabilistic_sharpe_vs_best_baseline": _finite(self.probabilistic_sharpe),
+                "sharpe_minus_best_baseline": json_number(self.sharpe_vs_best_baseline),
+                "probabilistic_sharpe_vs_best_baseline": json_number(self.probabilistic_sharpe),
                 "bootstrap_p_value": self.bootstrap_p_value,
             },
         }

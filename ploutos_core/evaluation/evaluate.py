@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import attrs
 
-from ploutos_core.algorithm import Agent
+from ploutos_core.algorithm import Agent, TrainingSetup
 from ploutos_core.data.panel import Panel
 from ploutos_core.env.base import EnvRequest, Split
+from ploutos_core.errors import ConfigError
 from ploutos_core.evaluation.backtest import (
     EvaluationResult,
     baseline_backtests,
@@ -14,8 +18,12 @@ from ploutos_core.evaluation.backtest import (
     first_and_last,
     run_agent_backtest,
 )
+from ploutos_core.model_files import read_metadata
 from ploutos_core.registry import Registry
-from ploutos_core.stage import StageSpec
+from ploutos_core.stage import Hyperparameters, StageSpec
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import VecEnv
 
 
 def with_cost_multiplier(stage: StageSpec, multiplier: float) -> StageSpec:
@@ -26,7 +34,7 @@ def with_cost_multiplier(stage: StageSpec, multiplier: float) -> StageSpec:
 
 
 def build_backtest_env(registry: Registry, stage: StageSpec, panel: Panel, split: Split,
-                       device: str = "cpu") -> object:
+                       device: str = "cpu") -> VecEnv:
     """A one-environment ``backtest``-mode env over ``split``."""
     builder = registry.env_builder(stage.env_builder)
     return builder.build(EnvRequest(panel=panel, stage=stage, split=split, n_envs=1,
@@ -35,7 +43,7 @@ def build_backtest_env(registry: Registry, stage: StageSpec, panel: Panel, split
 
 def evaluate_agent(agent: Agent, registry: Registry, stage: StageSpec, panel: Panel,
                    split: Split, *, model: str, risk_free_rate: float = 0.0,
-                   env: object | None = None) -> EvaluationResult:
+                   env: VecEnv | None = None) -> EvaluationResult:
     """Backtest ``agent`` deterministically over ``split`` and compute the baselines.
 
     :param agent: the policy to evaluate.
@@ -57,3 +65,24 @@ def evaluate_agent(agent: Agent, registry: Registry, stage: StageSpec, panel: Pa
         cost_bps=stage.transaction_cost_bps, agent=backtest, baselines=tuple(baselines),
         dates=evaluation_dates(panel.dates, backtest.days),
     )
+
+
+def load_for_evaluation(registry: Registry, path: Path, stage: StageSpec, env: VecEnv, *,
+                        seed: int = 0, device: str = "cpu", algorithm: str | None = None
+                        ) -> Agent:
+    """Load a model file to backtest it, with the algorithm and hyperparameters it was
+    trained with (from its ``ploutos.json``; the stage's when the file has none).
+
+    :param algorithm: the algorithm the user named (``--algorithm``), if any.
+    :raises ConfigError: when ``algorithm`` contradicts the one the file records.
+    :raises ModelError: when the file is missing, corrupt or does not fit ``env``.
+    """
+    metadata = read_metadata(path)
+    recorded = metadata.get("algorithm")
+    if recorded and algorithm and algorithm != recorded:
+        raise ConfigError(f"{path} was trained with {recorded!r}, not {algorithm!r}")
+    saved = metadata.get("hyperparameters")
+    setup = TrainingSetup(
+        hyperparameters=Hyperparameters(**saved) if saved else stage.hyperparameters,
+        seed=seed, device=device)
+    return registry.algorithm(algorithm or recorded or stage.algorithm).load(path, env, setup)
