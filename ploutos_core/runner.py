@@ -25,6 +25,7 @@ from ploutos_core.episode_starts import episode_start_mask
 from ploutos_core.errors import ConfigError, GateFailedError, TrainingInterrupted
 from ploutos_core.evaluation.backtest import EvaluationResult
 from ploutos_core.evaluation.evaluate import evaluate_agent
+from ploutos_core.evaluation.gate import judge_gate
 from ploutos_core.evaluation.report import format_table, write_reports
 from ploutos_core.loggers_run import logger_names
 from ploutos_core.manifest import Manifest, options_record
@@ -329,10 +330,9 @@ class CurriculumRunner:
 
     def gate(self, stage: StageSpec, run: StageRun, validation: EvaluationResult, last: Path,
              steps: int, train_seconds: float, steps_per_second: float) -> StageResult:
-        """Promote the stage's model if its validation Sharpe reaches the gate."""
-        sharpe = validation.agent.summary.sharpe
-        required = stage.gate.min_validation_sharpe
-        passed = bool(sharpe >= required)
+        """Promote the stage's model if its validation result passes the stage's gate."""
+        verdict = judge_gate(stage.gate, validation)
+        passed = verdict.passed
         ignored = not passed and self.options.ignore_gates
         final = self.layout.promote(last, self.layout.final_model(stage.name)) \
             if passed or ignored else None
@@ -344,17 +344,16 @@ class CurriculumRunner:
         self.manifest.record_stage(
             stage.name, final_model=str(final) if final else None, last_checkpoint=str(last),
             num_timesteps=steps, train_seconds=round(train_seconds, 3),
-            steps_per_second=round(steps_per_second, 1), validation_sharpe=sharpe,
-            gate=required, gate_passed=passed, gate_ignored=ignored)
+            steps_per_second=round(steps_per_second, 1), validation_sharpe=verdict.sharpe,
+            gate=verdict.to_dict(), gate_passed=passed, gate_ignored=ignored)
         self._call_hook("ploutos_after_stage", run=run, result=result)
-        verdict = "passed" if passed else ("missed, ignored (--ignore-gates)" if ignored
-                                           else "missed")
-        self.echo(f"{stage.name}: validation Sharpe {sharpe:.2f}, gate {required:.2f}: {verdict}")
+        suffix = " (ignored: --ignore-gates)" if ignored else ""
+        self.echo(f"{stage.name}: {verdict.describe()}{suffix}")
         if not passed and not ignored:
             raise GateFailedError(
-                f"{stage.name}: validation Sharpe {sharpe:.2f} is below the gate {required:.2f}; "
-                f"the trained model is kept at {last}; to promote it anyway rerun with "
-                f"--resume --ignore-gates, or train longer / change the stage"
+                f"{stage.name}: validation Sharpe {verdict.sharpe:.2f} is below the gate "
+                f"{verdict.required:.2f}; the trained model is kept at {last}; to promote it "
+                f"anyway rerun with --resume --ignore-gates, or train longer / change the stage"
             )
         return result
 

@@ -149,15 +149,35 @@ class Splits:
         return DateRange(self.train.start, self.test.end)
 
 
+def _fraction(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0 <= value <= 1:
+        raise FieldValueError(attribute.name, f"must be in [0, 1], got {value}")
+
+
 @attrs.frozen
 class EnvSettings:
     """How the trading environment of a stage behaves.
 
     :param episode_length: trading days per training episode.
     :param window: days of per-asset features in each observation.
-    :param reward: ``log_return`` (log growth net of costs) or ``differential_sharpe``.
-    :param action_scale: multiplies the actions before the softmax; actions lie in
-        ``[-1, 1]``, so 5 lets one asset reach more than 99 % of the portfolio.
+    :param reward: ``log_return`` (log growth net of costs), ``relative_log_return``
+        (log growth minus that of the stage's benchmark portfolio on the same day, both
+        net of costs) or ``differential_sharpe``.
+    :param action: how actions become target weights. ``softmax``: ``softmax(action_scale
+        × action)`` over the assets and cash, so a zero action is equal weights *including*
+        cash. ``tilt``: a zero action holds the stage's benchmark; asset actions tilt its
+        log-weights by ``tilt_scale × action``, and a positive cash action moves up to
+        ``max_cash`` of the portfolio to cash.
+    :param action_scale: ``softmax`` only: multiplies the actions before the softmax;
+        actions lie in ``[-1, 1]``, so 5 lets one asset reach more than 99 % of the portfolio.
+    :param tilt_scale: ``tilt`` only: log-weight change per unit of asset action.
+    :param max_cash: ``tilt`` only: the share of the portfolio a full cash action holds in cash.
+    :param no_trade_band: turnover rule: no trade at all when the turnover needed to reach
+        the target is at most this (a fraction of the portfolio, e.g. 0.05).
+    :param rebalance_rate: turnover rule: the fraction of the way to the target traded
+        each day (1: all the way; 0.25: a quarter of the gap, smoothing the target).
+    :param turnover_penalty: training only: subtracted from the reward per unit of
+        turnover, on top of the transaction cost the accounting charges.
     :param warmup_days: history before a split used to compute causal features.
     :param day_filter: name of a registered day filter; training episodes then
         start only on the days it allows (e.g. bull-market days).
@@ -165,20 +185,45 @@ class EnvSettings:
 
     episode_length: int = attrs.field(default=252, validator=_positive)
     window: int = attrs.field(default=10, validator=_positive)
-    reward: Literal["log_return", "differential_sharpe"] = "log_return"
+    reward: Literal["log_return", "relative_log_return", "differential_sharpe"] = "log_return"
+    action: Literal["softmax", "tilt"] = "softmax"
     action_scale: float = attrs.field(default=5.0, validator=_positive)
+    tilt_scale: float = attrs.field(default=1.0, validator=_positive)
+    max_cash: float = attrs.field(default=1.0, validator=_fraction)
+    no_trade_band: float = attrs.field(default=0.0, validator=_fraction)
+    rebalance_rate: float = attrs.field(default=1.0, validator=_unit_interval)
+    turnover_penalty: float = attrs.field(default=0.0, validator=_non_negative)
     warmup_days: int = attrs.field(default=252, validator=_non_negative)
     day_filter: str | None = None
 
 
 @attrs.frozen
 class Gate:
-    """Promotion gate: the validation result a stage must reach to pass on.
+    """Promotion gate: the validation result a stage must reach to pass on, and its target.
 
-    :param min_validation_sharpe: annualised Sharpe on the validation split.
+    A stage passes when every gate it sets holds; a gate left unset always holds.
+
+    :param min_sharpe_vs_benchmark: the validation Sharpe must be at least the stage
+        benchmark's validation Sharpe (on the same days and costs) plus this margin;
+        ``0.0`` means "at least as good as holding the benchmark".
+    :param min_validation_sharpe: an absolute validation Sharpe the stage must reach.
+    :param target_sharpe: an aspiration reported in every summary ("target 1.0: missed");
+        it never stops a run.
     """
 
-    min_validation_sharpe: float = 0.0
+    min_sharpe_vs_benchmark: float | None = None
+    min_validation_sharpe: float | None = None
+    target_sharpe: float | None = None
+
+    def describe(self) -> str:
+        """``≥ benchmark`` / ``≥ benchmark+0.1`` / ``≥ 1.0`` / ``none`` (for listings)."""
+        parts = []
+        if self.min_sharpe_vs_benchmark is not None:
+            margin = self.min_sharpe_vs_benchmark
+            parts.append("≥ benchmark" + (f"{margin:+g}" if margin else ""))
+        if self.min_validation_sharpe is not None:
+            parts.append(f"≥ {self.min_validation_sharpe:g}")
+        return ", ".join(parts) or "none"
 
 
 @attrs.frozen
@@ -199,6 +244,9 @@ class StageSpec:
     :param algorithm: registered algorithm name.
     :param env_builder: registered environment-builder name.
     :param transaction_cost_bps: cost charged on turnover, in basis points.
+    :param benchmark: the portfolio the stage is measured against and, with
+        ``[stage.env] action = "tilt"``, the one a zero action holds: ``equal_weight``,
+        1/N of the stage's tickers, fully invested, rebalanced under the turnover rule.
     :param hyperparameters: algorithm settings.
     :param tuning: the search space of ``--auto-optimize``.
     :param splits: train / validation / test date ranges.
@@ -218,6 +266,7 @@ class StageSpec:
     algorithm: str = "ppo"
     env_builder: str = "portfolio"
     transaction_cost_bps: float = attrs.field(default=10.0, validator=_non_negative)
+    benchmark: Literal["equal_weight"] = "equal_weight"
     hyperparameters: Hyperparameters = Hyperparameters()
     tuning: TuningSpace = TuningSpace()
     splits: Splits = attrs.field(factory=_default_splits)
@@ -367,5 +416,12 @@ _CONVERTER = _make_converter()
 
 def stage_to_dict(stage: StageSpec) -> dict[str, Any]:
     """A JSON/TOML-ready dictionary of ``stage`` (for manifests and ``stages show``)."""
-    data: dict[str, Any] = _CONVERTER.unstructure(stage)
+    data: dict[str, Any] = _drop_none(_CONVERTER.unstructure(stage))
     return data
+
+
+def _drop_none(value: Any) -> Any:
+    """TOML has no null: unset optional fields are left out."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value

@@ -21,7 +21,8 @@ def by_name(cost: float = 0.0) -> dict:  # type: ignore[type-arg]
 def test_baselines_on_a_two_asset_toy_market() -> None:
     baselines = by_name()
     assert list(baselines) == ["buy_and_hold_A", "buy_and_hold_B", "equal_weight_buy_and_hold",
-                               "equal_weight_rebalanced", "cash"]
+                               "equal_weight_rebalanced", "volatility_targeted_equal_weight",
+                               "cash"]
     np.testing.assert_allclose(baselines["buy_and_hold_A"].returns, [0.1, 0.1, 0.0, 0.1])
     np.testing.assert_allclose(baselines["buy_and_hold_B"].returns, [0.0, -0.5, 0.0, 0.0])
     values = 0.5 * CLOSE[:, 0] / 100 + 0.5 * CLOSE[:, 1] / 100
@@ -61,7 +62,8 @@ def test_validation_report_written_by_the_runner(trained) -> None:
     assert report["start"] >= "2013-01-01" and report["end"] <= "2013-12-31"
     names = [b["name"] for b in report["baselines"]]
     assert names == ["buy_and_hold_AAA", "buy_and_hold_BBB", "buy_and_hold_CCC",
-                     "equal_weight_buy_and_hold", "equal_weight_rebalanced", "cash"]
+                     "equal_weight_buy_and_hold", "equal_weight_rebalanced",
+                     "volatility_targeted_equal_weight", "cash"]
     agent = report["agent"]
     for key in ("sharpe", "sharpe_ci_low", "sharpe_ci_high", "sortino", "max_drawdown", "calmar",
                 "cagr", "volatility", "average_daily_turnover", "costs_paid", "final_value",

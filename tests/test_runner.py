@@ -118,7 +118,7 @@ def test_failed_gate_stops_the_curriculum_and_keeps_the_model(run_cli, tiny_stag
     assert not (out / "models" / "tiny2").exists()
     resumed = run_tiny(run_cli, stage_file, out, "--resume", "--ignore-gates")
     assert resumed.code == 0, resumed
-    assert "resuming from" in resumed.out and "missed, ignored (--ignore-gates)" in resumed.out
+    assert "resuming from" in resumed.out and "missed (ignored: --ignore-gates)" in resumed.out
     assert (out / "models" / "tiny2_final.zip").is_file()
     import json
 

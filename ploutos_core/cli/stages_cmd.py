@@ -34,7 +34,7 @@ def list_stages(app: AppContext, as_json: bool, stage_files: tuple[str, ...]) ->
     rows = [header] + [(
         s.name, s.curriculum, str(s.order), ",".join(s.tickers), f"{s.timesteps:,}",
         str(s.n_envs), str(s.environments()), f"{s.hyperparameters.learning_rate:g}",
-        f"{s.gate.min_validation_sharpe:g}", registry.plugin_of("stages", s.name),
+        s.gate.describe(), registry.plugin_of("stages", s.name),
     ) for s in stages]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:

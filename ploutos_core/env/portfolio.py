@@ -4,9 +4,10 @@ It implements stable-baselines3's ``VecEnv`` directly: no Python loop over
 environments, no subprocesses. Observation per environment: for each asset a
 window of causal features plus the asset's current weight and the cash weight,
 shape ``(n_assets, window * n_features + 2)``. Action: one score per asset and
-one for cash in ``[-1, 1]``; ``softmax(action_scale * action)`` gives target
-weights (long-only with cash). The decision at the close of day t earns the
-return from t to t+1, net of ``cost × turnover``.
+one for cash in ``[-1, 1]``, turned into target weights (long-only with cash) by
+:class:`~ploutos_core.env.actions.ActionMap`; the turnover rule decides what is
+actually traded. The decision at the close of day t earns the return from t to
+t+1, net of ``cost × turnover``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from ploutos_core.data.panel import Panel
-from ploutos_core.env.accounting import rebalance_and_hold, softmax
+from ploutos_core.env.accounting import rebalance_and_hold
+from ploutos_core.env.actions import ActionMap, apply_turnover_rule
 from ploutos_core.env.base import EnvRequest
 from ploutos_core.env.features import compute_features, window_features
 from ploutos_core.errors import DataError
@@ -96,6 +98,8 @@ class PortfolioVecEnv(VecEnv):
         ``market.first`` to ``market.last`` starting in cash.
     :param seed: seed of the start-day sampler.
     :param start_mask: optional boolean array over days; train episodes start only where true.
+    :param benchmark: the stage's benchmark (what a neutral ``tilt`` action holds and what
+        ``relative_log_return`` rewards are measured against).
     """
 
     render_mode = None
@@ -106,7 +110,7 @@ class PortfolioVecEnv(VecEnv):
         stage = request.stage
         market = MarketArrays.for_split(request.panel, stage, request.split)
         return cls(market, request.n_envs, stage.env, stage.transaction_cost, mode=request.mode,
-                   seed=request.seed, start_mask=request.start_mask)
+                   seed=request.seed, start_mask=request.start_mask, benchmark=stage.benchmark)
 
     def __init__(
         self,
@@ -117,6 +121,7 @@ class PortfolioVecEnv(VecEnv):
         mode: Literal["train", "backtest"] = "train",
         seed: int = 0,
         start_mask: NDArray[np.bool_] | None = None,
+        benchmark: str = "equal_weight",
     ) -> None:
         self.market = market
         self.settings = settings
@@ -124,6 +129,7 @@ class PortfolioVecEnv(VecEnv):
         self.mode = mode
         n_assets = market.observations.shape[1]
         self.n_assets = n_assets
+        self.action_map = ActionMap.for_stage(settings, benchmark, n_assets)
         features = market.observations.shape[2] + 2
         observation_space = spaces.Box(-10.0, 10.0, (n_assets, features), np.float32)
         action_space = spaces.Box(-1.0, 1.0, (n_assets + 1,), np.float32)
@@ -135,6 +141,7 @@ class PortfolioVecEnv(VecEnv):
         self._day = np.zeros(n_envs, dtype=np.int64)
         self._age = np.zeros(n_envs, dtype=np.int64)
         self._weights = np.zeros((n_envs, n_assets + 1))
+        self._benchmark_weights = np.zeros((n_envs, n_assets + 1))
         self._value = np.ones(n_envs)
         self._episode_reward = np.zeros(n_envs)
         self._log_growth_sum = np.zeros(n_envs)
@@ -176,13 +183,21 @@ class PortfolioVecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         """Rebalance, hold one day, compute rewards; reset finished environments."""
-        target = softmax(self.settings.action_scale * np.clip(self._actions, -1.0, 1.0))
+        settings = self.settings
+        target = self.action_map.target_weights(self._actions)
+        traded = apply_turnover_rule(self._weights, target, settings)
         day = self._day
-        outcome = rebalance_and_hold(self._weights, target, self.market.growth[day],
-                                     self.cost_rate)
+        growth = self.market.growth[day]
+        outcome = rebalance_and_hold(self._weights, traded, growth, self.cost_rate)
         log_growth = np.log(outcome.net_growth)
-        reward = (log_growth if self.settings.reward == "log_return"
-                  else self._differential_sharpe(outcome.net_growth - 1.0))
+        if settings.reward == "differential_sharpe":
+            reward = self._differential_sharpe(outcome.net_growth - 1.0)
+        elif settings.reward == "relative_log_return":
+            reward = log_growth - self._benchmark_log_growth(growth)
+        else:
+            reward = log_growth
+        if settings.turnover_penalty:
+            reward = reward - settings.turnover_penalty * outcome.turnover
         self._weights = outcome.weights
         self._value *= outcome.net_growth
         self._day = day + 1
@@ -194,7 +209,8 @@ class PortfolioVecEnv(VecEnv):
         if self.mode == "backtest":
             infos = [{"net_return": float(outcome.net_growth[i] - 1.0),
                       "turnover": float(outcome.turnover[i]), "cost": float(outcome.cost[i]),
-                      "weights": target[i].copy(), "day": int(day[i])}
+                      "weights": traded[i].copy(), "target": target[i].copy(),
+                      "day": int(day[i])}
                      for i in range(self.num_envs)]
         else:
             infos = [{} for _ in range(self.num_envs)]
@@ -204,6 +220,19 @@ class PortfolioVecEnv(VecEnv):
             self._reset_envs(dones)
             observations[dones] = self._observe()[dones]
         return observations, reward.astype(np.float32), dones, infos
+
+    def _benchmark_log_growth(self, growth: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Step the benchmark portfolio of every environment; its log growth net of costs.
+
+        It follows the same turnover rule and costs as the agent, so an agent that
+        holds the neutral action earns exactly the benchmark: a relative reward of 0.
+        """
+        target = np.broadcast_to(self.action_map.benchmark, self._benchmark_weights.shape)
+        traded = apply_turnover_rule(self._benchmark_weights, target, self.settings)
+        outcome = rebalance_and_hold(self._benchmark_weights, traded, growth, self.cost_rate)
+        self._benchmark_weights = outcome.weights
+        return np.log(outcome.net_growth)  # type: ignore[no-any-return]
+
 
     def _finish(self, finished: NDArray[np.int64], observations: NDArray[np.float32],
                 infos: list[dict[str, Any]]) -> None:
@@ -233,6 +262,7 @@ class PortfolioVecEnv(VecEnv):
         self._age[mask] = 0
         self._weights[mask] = 0.0
         self._weights[mask, -1] = 1.0
+        self._benchmark_weights[mask] = self._weights[mask]
         self._value[mask] = 1.0
         self._episode_reward[mask] = 0.0
         self._log_growth_sum[mask] = 0.0

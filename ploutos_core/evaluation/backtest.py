@@ -99,15 +99,51 @@ def run_agent_backtest(agent: Agent, env: Any, risk_free_rate: float = 0.0) -> B
                                 np.array(costs), risk_free_rate)
 
 
+#: trailing windows of the volatility-targeted baseline: realised volatility, and its target.
+VOL_TARGET_WINDOW = 21
+VOL_TARGET_LOOKBACK = 252
+
+
+def volatility_target_exposure(close: NDArray[np.float64], days: NDArray[np.int64]
+                               ) -> NDArray[np.float64]:
+    """Share of the portfolio in 1/N on each decision day of the volatility-targeted baseline.
+
+    The exposure is the trailing 252-day realised volatility of the daily-rebalanced 1/N
+    portfolio divided by its trailing 21-day volatility, capped at 1 (Moreira & Muir,
+    2017): less invested when recent volatility is above its norm. Both use closes up
+    to the decision day only; with too little history the baseline is fully invested.
+    """
+    daily = np.full(close.shape[0], np.nan)
+    daily[1:] = (close[1:] / close[:-1]).mean(axis=1) - 1.0
+    exposure = np.ones(len(days))
+    for i, day in enumerate(days):
+        recent = daily[max(1, day - VOL_TARGET_WINDOW + 1):day + 1]
+        norm = daily[max(1, day - VOL_TARGET_LOOKBACK + 1):day + 1]
+        if len(recent) < VOL_TARGET_WINDOW or len(norm) < VOL_TARGET_LOOKBACK // 2:
+            continue
+        vol = float(np.std(recent, ddof=1))
+        if vol > 0:
+            exposure[i] = min(1.0, float(np.std(norm, ddof=1)) / vol)
+    return exposure
+
+
+def benchmark_name(tickers: tuple[str, ...]) -> str:
+    """The baseline that is the stage's ``equal_weight`` benchmark: 1/N rebalanced, or
+    buy-and-hold of the only asset."""
+    return f"buy_and_hold_{tickers[0]}" if len(tickers) == 1 else "equal_weight_rebalanced"
+
+
 def baseline_backtests(close: NDArray[np.float64], tickers: tuple[str, ...],
                        days: NDArray[np.int64], cost_rate: float,
                        risk_free_rate: float = 0.0) -> list[Backtest]:
-    """Buy-and-hold of each asset, equal-weight buy-and-hold, equal-weight rebalanced, cash.
+    """Buy-and-hold of each asset, equal-weight buy-and-hold, equal-weight rebalanced,
+    volatility-targeted equal weight, cash.
 
     Every baseline starts in cash on the first decision day, like the agent, and
     pays the same cost per unit of turnover.
 
-    :param close: ``(n_days, n_assets)`` closes of the panel.
+    :param close: ``(n_days, n_assets)`` closes of the panel (with the history before
+        the split, which the volatility-targeted baseline looks back on).
     :param tickers: asset names.
     :param days: the agent's decision days (consecutive panel rows).
     :param cost_rate: cost per unit of turnover.
@@ -115,19 +151,24 @@ def baseline_backtests(close: NDArray[np.float64], tickers: tuple[str, ...],
     n_assets = len(tickers)
     growth = close[days + 1] / close[days]
     equal = np.append(np.full(n_assets, 1.0 / n_assets), 0.0)
+    # (name, target weights on each decision day, rebalance every day?)
     plans: list[tuple[str, NDArray[np.float64], bool]] = [
         (f"buy_and_hold_{t}", np.eye(n_assets + 1)[i], False) for i, t in enumerate(tickers)
     ]
     if n_assets > 1:
         plans += [("equal_weight_buy_and_hold", equal, False),
                   ("equal_weight_rebalanced", equal, True)]
+    exposure = volatility_target_exposure(close, days)[:, None]
+    plans.append(("volatility_targeted_equal_weight",
+                  np.concatenate([equal[:-1] * exposure, 1.0 - exposure], axis=1), True))
     plans.append(("cash", np.eye(n_assets + 1)[-1], True))
     results = []
     for name, target, rebalance in plans:
+        targets = np.broadcast_to(target, (len(days), n_assets + 1))
         weights = np.eye(n_assets + 1)[-1]
         rows = []
         for day in range(len(days)):
-            chosen = target if (rebalance or day == 0) else weights
+            chosen = targets[day] if (rebalance or day == 0) else weights
             step = rebalance_and_hold(weights, chosen, growth[day], cost_rate)
             rows.append((float(step.net_growth) - 1.0, float(step.turnover), float(step.cost)))
             weights = step.weights
@@ -150,6 +191,7 @@ class EvaluationResult:
     :param agent: the agent's backtest.
     :param baselines: baselines on the same days and costs.
     :param dates: calendar date of each decision day, and the final day.
+    :param tickers: the assets traded, in the order of the agent's weights.
     """
 
     stage: str
@@ -161,11 +203,18 @@ class EvaluationResult:
     agent: Backtest
     baselines: tuple[Backtest, ...]
     dates: NDArray[np.datetime64]
+    tickers: tuple[str, ...] = ()
 
     @property
     def best_baseline(self) -> Backtest:
         """The baseline with the highest Sharpe ratio."""
         return max(self.baselines, key=lambda b: b.summary.sharpe)
+
+    @property
+    def benchmark(self) -> Backtest:
+        """The stage's benchmark baseline (see :func:`benchmark_name`)."""
+        name = benchmark_name(self.tickers)
+        return next(b for b in self.baselines if b.name == name)
 
     @property
     def sharpe_vs_best_baseline(self) -> float:

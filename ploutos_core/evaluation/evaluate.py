@@ -63,7 +63,7 @@ def evaluate_agent(agent: Agent, registry: Registry, stage: StageSpec, panel: Pa
     return EvaluationResult(
         stage=stage.name, split=split, model=model, start=start, end=end,
         cost_bps=stage.transaction_cost_bps, agent=backtest, baselines=tuple(baselines),
-        dates=evaluation_dates(panel.dates, backtest.days),
+        dates=evaluation_dates(panel.dates, backtest.days), tickers=panel.tickers,
     )
 
 

@@ -1,0 +1,293 @@
+"""Agent quality of a curriculum configuration: 3 seeds, validation, against the benchmark.
+
+Every configuration of ``bench/agent_quality.toml`` is the built-in curriculum with
+some settings changed. For each seed it runs, through the real CLI,
+
+    ploutos run curriculum --source csv --data-dir … --stage-file <config>.toml
+        --curriculum <config> --seed S --ignore-gates
+
+(and, with ``--scratch``, the last stage from scratch with the curriculum's total
+steps), then reads every stage's ``reports/<stage>/validation.json``. Per stage it
+reports the median and spread over seeds of the agent's validation Sharpe, max
+drawdown, daily turnover and costs paid, beside the benchmark (1/N rebalanced; SPY
+buy-and-hold for one asset), the volatility-targeted 1/N and the *untrained* policy
+of the same configuration — the question every learning benchmark answers is
+"better than untrained and than 1/N?". Results go to
+``bench/results/agent-quality/<config>.json``; ``--table`` prints the table of
+``docs/agent-quality.md`` from every result file.
+
+Usage::
+
+    python bench/agent_quality.py --config shipped              # the stage files as shipped
+    python bench/agent_quality.py --config tilt --scale 0.25    # a screening run
+    python bench/agent_quality.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = Path(__file__).resolve().parent / "agent_quality.toml"
+RESULTS = Path(__file__).resolve().parent / "results" / "agent-quality"
+SHARED_DATA = ROOT.parent / "shared" / "market-data" / "daily"
+PLOUTOS = [sys.executable, "-m", "ploutos_core.cli"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", action="append", default=[],
+                        help="configuration name in bench/agent_quality.toml (repeatable)")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply every stage's timesteps (1: the stages' full budgets)")
+    parser.add_argument("--scratch", action="store_true",
+                        help="also train the last stage from scratch with the curriculum's "
+                             "total steps (the curriculum-vs-scratch question)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
+    parser.add_argument("--data-dir", type=Path, default=SHARED_DATA)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/ploutos-agent-quality"),
+                        help="where the runs' directories go (not the repository)")
+    parser.add_argument("--table", action="store_true", help="print the table of every result")
+    return parser.parse_args(argv)
+
+
+# --- configurations ---------------------------------------------------------------------
+
+
+def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` merged in, tables recursively."""
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def stage_tables(name: str) -> list[dict[str, Any]]:
+    """The built-in stages with configuration ``name``'s changes, as TOML tables."""
+    from ploutos_core import get_plugin_manager
+    from ploutos_core.registry import Registry
+    from ploutos_core.stage import stage_to_dict
+
+    config = tomllib.loads(CONFIGS.read_text())["config"][name]
+    registry = Registry(get_plugin_manager())
+    tables = []
+    for stage in registry.curriculum("default"):
+        table = merge(stage_to_dict(stage), config.get("all", {}))
+        table = merge(table, config.get(stage.name, {}))
+        table.update(name=f"{stage.name}-{name}", curriculum=f"aq-{name}")
+        tables.append(table)
+    return tables
+
+
+def write_stage_file(name: str, path: Path) -> list[dict[str, Any]]:
+    """Write configuration ``name`` as a stage file; return its tables."""
+    import tomli_w
+
+    tables = stage_tables(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tomli_w.dumps({"stage": tables}))
+    return tables
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+def run(command: list[str], log: Path) -> float:
+    """Run ``command``, logging to ``log``; return its wall time.
+
+    :raises RuntimeError: when it fails.
+    """
+    started = time.perf_counter()
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as handle:
+        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT, env=env,
+                               cwd=ROOT)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({code}); see {log}")
+    return time.perf_counter() - started
+
+
+def stage_record(report_dir: Path) -> dict[str, Any]:
+    """The numbers of one stage's validation report."""
+    report = json.loads((report_dir / "validation.json").read_text())
+    baselines = {b["name"]: b for b in report["baselines"]}
+    tickers = [n.removeprefix("buy_and_hold_") for n in baselines if n.startswith("buy_and_hold")]
+    bench = baselines["equal_weight_rebalanced" if len(tickers) > 1 else f"buy_and_hold_{tickers[0]}"]
+    agent = report["agent"]
+    best_hold = max((b for n, b in baselines.items() if n.startswith("buy_and_hold")),
+                    key=lambda b: b["sharpe"])
+    return {
+        "sharpe": agent["sharpe"], "max_drawdown": agent["max_drawdown"],
+        "turnover": agent["average_daily_turnover"], "costs": agent["costs_paid"],
+        "cagr": agent["cagr"],
+        "benchmark_sharpe": bench["sharpe"], "benchmark_max_drawdown": bench["max_drawdown"],
+        "vol_target_sharpe": baselines["volatility_targeted_equal_weight"]["sharpe"],
+        "best_buy_and_hold": best_hold["name"], "best_buy_and_hold_sharpe": best_hold["sharpe"],
+        "psr_vs_best": report["comparison"]["probabilistic_sharpe_vs_best_baseline"],
+    }
+
+
+def untrained_record(stage_file: Path, stage: str, seed: int, data_dir: Path) -> dict[str, Any]:
+    """The untrained policy of the configuration, evaluated like a trained one."""
+    from ploutos_core import get_plugin_manager
+    from ploutos_core.algorithm import TrainingSetup
+    from ploutos_core.data.stage_data import DataOptions, load_stage_panel
+    from ploutos_core.env.base import EnvRequest
+    from ploutos_core.evaluation.evaluate import evaluate_agent
+    from ploutos_core.registry import Registry
+
+    pm = get_plugin_manager()
+    registry = Registry(pm)
+    spec = next(s for s in __import__("ploutos_core.stage", fromlist=["StageSpec"])
+                .StageSpec.from_toml(stage_file) if s.name == stage)
+    panel = load_stage_panel(registry.data_source("csv"), spec,
+                             DataOptions(source="csv", data_dir=data_dir))
+    env = registry.env_builder(spec.env_builder).build(
+        EnvRequest(panel=panel, stage=spec, n_envs=2, seed=seed))
+    agent = registry.algorithm(spec.algorithm).build(
+        env, TrainingSetup(hyperparameters=spec.hyperparameters, seed=seed))
+    result = evaluate_agent(agent, registry, spec, panel, "validation", model="untrained")
+    return {"sharpe": result.agent.summary.sharpe,
+            "turnover": result.agent.average_turnover}
+
+
+def run_seed(name: str, seed: int, args: argparse.Namespace, tables: list[dict[str, Any]],
+             stage_file: Path) -> dict[str, Any]:
+    """One seed of one configuration: the curriculum, and the scratch arm if asked."""
+    out = args.work / name / f"seed{seed}"
+    common = ["--source", "csv", "--data-dir", str(args.data_dir), "--stage-file",
+              str(stage_file), "--seed", str(seed), "--ignore-gates", "--no-progress",
+              "--overwrite"]
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = run([*PLOUTOS, "run", "curriculum", "--curriculum", f"aq-{name}",
+                   "--scale", str(args.scale), "--out", str(out / "curriculum"), *common],
+                  out / "curriculum.log")
+    record: dict[str, Any] = {"seed": seed, "curriculum_seconds": round(seconds, 1),
+                              "stages": {}}
+    for table in tables:
+        stage = table["name"]
+        record["stages"][stage] = {
+            **stage_record(out / "curriculum" / "reports" / stage),
+            "untrained": untrained_record(stage_file, stage, seed, args.data_dir),
+        }
+    if args.scratch:
+        last = tables[-1]
+        total = sum(t["timesteps"] for t in tables)
+        scale = args.scale * total / last["timesteps"]
+        seconds = run([*PLOUTOS, "run", "stage", last["name"], "--scale", f"{scale:.6f}",
+                       "--out", str(out / "scratch"), *common], out / "scratch.log")
+        record["scratch"] = {**stage_record(out / "scratch" / "reports" / last["name"]),
+                             "seconds": round(seconds, 1)}
+    return record
+
+
+# --- summaries --------------------------------------------------------------------------
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    """Median, min, max and the values."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "values": values}
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per stage, the median and spread over seeds of every number."""
+    summary: dict[str, Any] = {}
+    stages = list(records[0]["stages"])
+    for stage in stages:
+        rows = [r["stages"][stage] for r in records]
+        keys = [k for k, v in rows[0].items() if isinstance(v, (int, float))]
+        summary[stage] = {k: spread([float(r[k]) for r in rows]) for k in keys}
+        summary[stage]["untrained_sharpe"] = spread([r["untrained"]["sharpe"] for r in rows])
+        summary[stage]["beats_benchmark"] = sum(r["sharpe"] >= r["benchmark_sharpe"]
+                                                for r in rows)
+    if "scratch" in records[0]:
+        last = stages[-1]
+        diffs = [r["stages"][last]["sharpe"] - r["scratch"]["sharpe"] for r in records]
+        summary["curriculum_minus_scratch"] = spread(diffs)
+        summary["scratch_sharpe"] = spread([r["scratch"]["sharpe"] for r in records])
+    return summary
+
+
+def fmt(cell: dict[str, Any], pct: bool = False) -> str:
+    """``0.71 (0.55…0.90)``."""
+    scale, unit = (100, " %") if pct else (1, "")
+    return (f"{cell['median'] * scale:.2f}{unit} ({cell['min'] * scale:.2f}…"
+            f"{cell['max'] * scale:.2f})")
+
+
+def print_table() -> None:
+    """One Markdown row per configuration and stage, from every result file."""
+    print("| config | scale | stage | agent Sharpe (min…max) | untrained | benchmark | "
+          "vol-target 1/N | max DD agent / bench | turnover/day | costs | seeds ≥ bench |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for path in sorted(RESULTS.glob("*.json")):
+        data = json.loads(path.read_text())
+        for stage, row in data["summary"].items():
+            if not isinstance(row, dict) or "sharpe" not in row:
+                continue
+            print(f"| {data['config']} | {data['scale']} | {stage.split('-')[0]} | "
+                  f"{fmt(row['sharpe'])} | {row['untrained_sharpe']['median']:.2f} | "
+                  f"{row['benchmark_sharpe']['median']:.2f} | "
+                  f"{row['vol_target_sharpe']['median']:.2f} | "
+                  f"{row['max_drawdown']['median']:.2f} / "
+                  f"{row['benchmark_max_drawdown']['median']:.2f} | "
+                  f"{fmt(row['turnover'], pct=True)} | {fmt(row['costs'], pct=True)} | "
+                  f"{row['beats_benchmark']}/{len(row['sharpe']['values'])} |")
+        if "curriculum_minus_scratch" in data["summary"]:
+            diff = data["summary"]["curriculum_minus_scratch"]
+            print(f"| {data['config']} | {data['scale']} | curriculum − scratch | "
+                  f"{fmt(diff)} | | | | | | | "
+                  f"{sum(v > 0 for v in diff['values'])}/{len(diff['values'])} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every configuration asked for; write its JSON; print the table."""
+    args = parse_args(argv)
+    if args.table:
+        print_table()
+        return 0
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for name in args.config:
+        stage_file = args.work / name / "stages.toml"
+        tables = write_stage_file(name, stage_file)
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            records = list(pool.map(lambda s: run_seed(name, s, args, tables, stage_file),
+                                    seeds))
+        config = tomllib.loads(CONFIGS.read_text())["config"][name]
+        result = {
+            "benchmark": "agent-quality", "issue": 11, "config": name,
+            "description": config.get("description", ""), "changes": config,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "host": socket.gethostname(), "cpus": os.cpu_count(), "scale": args.scale,
+            "seeds": seeds, "wall_seconds": round(time.perf_counter() - started, 1),
+            "summary": summarize(records), "runs": records,
+        }
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = RESULTS / f"{name}-x{args.scale:g}.json"
+        out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {out}")
+    print_table()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

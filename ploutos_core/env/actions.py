@@ -1,0 +1,82 @@
+"""From a policy's actions to target weights, and from targets to the trades actually made.
+
+Both are part of the environment's accounting, so training, backtests and any
+later trading signal apply them identically (issue 11).
+
+Weights have one column per asset plus a last column for cash.
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+from ploutos_core.env.accounting import softmax
+from ploutos_core.stage import EnvSettings
+
+Array = NDArray[np.float64]
+
+
+def benchmark_weights(benchmark: str, n_assets: int) -> Array:
+    """The benchmark portfolio as ``(n_assets + 1,)`` weights (cash last).
+
+    :param benchmark: the stage's ``benchmark`` (``equal_weight``: 1/N, fully invested).
+    :raises ValueError: for a benchmark this version does not know.
+    """
+    if benchmark != "equal_weight":
+        raise ValueError(f"unknown benchmark {benchmark!r}; use equal_weight")
+    return np.append(np.full(n_assets, 1.0 / n_assets), 0.0)
+
+
+@attrs.frozen(eq=False)
+class ActionMap:
+    """Turns actions in ``[-1, 1]`` (one per asset, then cash) into target weights.
+
+    :param settings: the stage's environment settings (``action`` and its scales).
+    :param benchmark: ``(n_assets + 1,)`` weights a zero action holds under ``tilt``.
+    """
+
+    settings: EnvSettings
+    benchmark: Array
+
+    @classmethod
+    def for_stage(cls, settings: EnvSettings, benchmark: str, n_assets: int) -> ActionMap:
+        """The map of a stage with ``n_assets`` assets."""
+        return cls(settings, benchmark_weights(benchmark, n_assets))
+
+    def target_weights(self, actions: NDArray[np.floating]) -> Array:
+        """``(n, n_assets + 1)`` target weights of ``(n, n_assets + 1)`` actions."""
+        clipped = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
+        settings = self.settings
+        if settings.action == "softmax":
+            return softmax(settings.action_scale * clipped)
+        # tilt: tilt the benchmark's log-weights; zero benchmark weights stay zero.
+        base = self.benchmark[:-1]
+        with np.errstate(divide="ignore"):
+            logits = np.log(base) + settings.tilt_scale * clipped[:, :-1]
+        assets = softmax(logits)
+        cash = settings.max_cash * np.clip(clipped[:, -1:], 0.0, 1.0)
+        return np.concatenate([assets * (1.0 - cash), cash], axis=1)
+
+    def neutral_action(self) -> NDArray[np.float32]:
+        """The action whose target is the benchmark (``tilt``) or equal weights (``softmax``)."""
+        return np.zeros(self.benchmark.shape[0], dtype=np.float32)
+
+
+def apply_turnover_rule(drifted: Array, target: Array, settings: EnvSettings) -> Array:
+    """The weights actually traded to, given the drifted weights and the target.
+
+    Moves ``rebalance_rate`` of the way from ``drifted`` to ``target``; when the
+    turnover that move needs is at most ``no_trade_band``, nothing trades.
+
+    :param drifted: ``(n, n_assets + 1)`` weights before trading.
+    :param target: ``(n, n_assets + 1)`` target weights.
+    :param settings: the stage's ``no_trade_band`` and ``rebalance_rate``.
+    """
+    rate, band = settings.rebalance_rate, settings.no_trade_band
+    proposed = target if rate >= 1.0 else drifted + rate * (target - drifted)
+    if band <= 0.0:
+        return proposed
+    turnover = np.abs(proposed[..., :-1] - drifted[..., :-1]).sum(axis=-1)
+    return np.where((turnover > band)[..., None], proposed, drifted)

@@ -1,0 +1,172 @@
+"""Issue 11: the neutral action holds the benchmark, the turnover rule, the relative reward,
+relative gates and the volatility-targeted baseline."""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import pytest
+
+from ploutos_core.env.actions import ActionMap, apply_turnover_rule, benchmark_weights
+from ploutos_core.env.portfolio import MarketArrays, PortfolioVecEnv
+from ploutos_core.evaluation.backtest import (
+    Backtest,
+    EvaluationResult,
+    baseline_backtests,
+    volatility_target_exposure,
+)
+from ploutos_core.evaluation.gate import judge_gate
+from ploutos_core.stage import EnvSettings, Gate
+
+TILT = EnvSettings(action="tilt")
+
+
+def test_neutral_tilt_action_gives_exactly_the_benchmark_weights() -> None:
+    for n_assets in (1, 3, 5):
+        action_map = ActionMap.for_stage(TILT, "equal_weight", n_assets)
+        weights = action_map.target_weights(action_map.neutral_action()[None, :])
+        np.testing.assert_array_equal(weights[0], benchmark_weights("equal_weight", n_assets))
+        assert weights[0, -1] == 0.0  # fully invested
+
+
+def test_softmax_neutral_action_is_equal_weights_including_cash() -> None:
+    action_map = ActionMap.for_stage(EnvSettings(), "equal_weight", 1)
+    np.testing.assert_allclose(action_map.target_weights(np.zeros((1, 2)))[0], [0.5, 0.5])
+
+
+def test_tilt_actions_move_weight_between_assets_and_to_cash() -> None:
+    action_map = ActionMap.for_stage(attrs.evolve(TILT, tilt_scale=1.0, max_cash=0.5),
+                                     "equal_weight", 2)
+    weights = action_map.target_weights(np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0],
+                                                  [0.0, 0.0, -1.0], [3.0, 0.0, 2.0]]))
+    assert weights[0, 0] / weights[0, 1] == pytest.approx(np.exp(2.0))
+    np.testing.assert_allclose(weights[1], [0.25, 0.25, 0.5])  # a full cash action: max_cash
+    np.testing.assert_allclose(weights[2], [0.5, 0.5, 0.0])  # negative cash action: invested
+    e = np.exp(1.0)
+    np.testing.assert_allclose(weights[3], [0.5 * e / (e + 1), 0.5 / (e + 1), 0.5])  # clipped
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+
+
+def test_inside_the_no_trade_band_nothing_trades() -> None:
+    settings = EnvSettings(no_trade_band=0.05)
+    drifted = np.array([[0.49, 0.51, 0.0], [0.40, 0.60, 0.0]])
+    target = np.array([[0.50, 0.50, 0.0], [0.50, 0.50, 0.0]])
+    traded = apply_turnover_rule(drifted, target, settings)
+    np.testing.assert_array_equal(traded[0], drifted[0])  # turnover 0.02 ≤ 0.05: hold
+    np.testing.assert_array_equal(traded[1], target[1])  # turnover 0.2 > 0.05: trade
+
+
+def test_partial_rebalancing_moves_a_fraction_of_the_way() -> None:
+    traded = apply_turnover_rule(np.array([[0.0, 0.0, 1.0]]), np.array([[0.5, 0.5, 0.0]]),
+                                 EnvSettings(rebalance_rate=0.25))
+    np.testing.assert_allclose(traded, [[0.125, 0.125, 0.75]])
+
+
+def _market(n_days: int = 300, n_assets: int = 3, seed: int = 0) -> MarketArrays:
+    rng = np.random.default_rng(seed)
+    growth = np.exp(0.0003 + 0.02 * rng.standard_normal((n_days, n_assets)))
+    observations = rng.standard_normal((n_days, n_assets, 4)).astype(np.float32)
+    return MarketArrays(observations=observations, growth=growth, first=0, last=n_days - 1,
+                        dates=np.arange(n_days).astype("datetime64[D]"))
+
+
+@pytest.mark.parametrize("rule", [{}, {"no_trade_band": 0.03}, {"rebalance_rate": 0.3}])
+def test_relative_reward_of_the_benchmark_policy_is_zero_every_day(rule: dict) -> None:  # type: ignore[type-arg]
+    settings = EnvSettings(action="tilt", reward="relative_log_return", episode_length=50,
+                           **rule)
+    env = PortfolioVecEnv(_market(), 8, settings, cost_rate=0.001, seed=3)
+    env.reset()
+    neutral = np.zeros((8, 4), dtype=np.float32)
+    for _ in range(200):  # several episodes, resets included
+        _, rewards, _, _ = env.step(neutral)
+        np.testing.assert_array_equal(rewards, 0.0)
+
+
+def test_relative_reward_is_the_log_growth_over_the_benchmark() -> None:
+    settings = EnvSettings(action="tilt", episode_length=50)
+    absolute = PortfolioVecEnv(_market(), 4, settings, cost_rate=0.001, seed=1)
+    relative = PortfolioVecEnv(_market(), 4, attrs.evolve(settings, reward="relative_log_return"),
+                               cost_rate=0.001, seed=1)
+    benchmark = PortfolioVecEnv(_market(), 4, settings, cost_rate=0.001, seed=1)
+    for env in (absolute, relative, benchmark):
+        env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        action = rng.uniform(-1, 1, (4, 4)).astype(np.float32)
+        _, r_abs, _, _ = absolute.step(action)
+        _, r_rel, _, _ = relative.step(action)
+        _, r_bench, _, _ = benchmark.step(np.zeros_like(action))
+        np.testing.assert_allclose(r_rel, r_abs - r_bench, atol=1e-6)
+
+
+def test_turnover_penalty_lowers_the_reward_by_penalty_times_turnover() -> None:
+    settings = EnvSettings(action="tilt", episode_length=50)
+    plain = PortfolioVecEnv(_market(), 2, settings, cost_rate=0.001, seed=1, mode="backtest")
+    penalised = PortfolioVecEnv(_market(), 2, attrs.evolve(settings, turnover_penalty=0.01),
+                                cost_rate=0.001, seed=1, mode="backtest")
+    plain.reset()
+    penalised.reset()
+    action = np.array([[1.0, -1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    _, r_plain, _, infos = plain.step(action)
+    _, r_penalised, _, _ = penalised.step(action)
+    turnover = np.array([info["turnover"] for info in infos])
+    np.testing.assert_allclose(r_penalised, r_plain - 0.01 * turnover, atol=1e-7)
+
+
+def test_volatility_targeted_baseline_invests_less_when_recent_volatility_is_high() -> None:
+    rng = np.random.default_rng(0)
+    calm = 0.005 * rng.standard_normal((300, 2))
+    stormy = 0.04 * rng.standard_normal((30, 2))
+    close = 100 * np.exp(np.cumsum(np.vstack([calm, stormy]), axis=0))
+    days = np.arange(260, 328)
+    exposure = volatility_target_exposure(close, days)
+    assert exposure.max() <= 1.0
+    assert exposure[:35].min() > 0.7  # calm: (nearly) fully invested
+    assert exposure[-5:].max() < 0.4  # three weeks into the storm: mostly cash
+    daily = (close[1:] / close[:-1]).mean(axis=1) - 1.0  # daily[i]: return into day i + 1
+    day = days[-1]
+    expected = np.std(daily[day - 252:day], ddof=1) / np.std(daily[day - 21:day], ddof=1)
+    assert exposure[-1] == pytest.approx(min(1.0, expected))
+    names = [b.name for b in baseline_backtests(close, ("A", "B"), days, 0.001)]
+    assert "volatility_targeted_equal_weight" in names
+
+
+def test_volatility_targeted_baseline_uses_no_future_prices() -> None:
+    rng = np.random.default_rng(1)
+    close = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal((400, 3)), axis=0))
+    days = np.arange(300, 398)
+    before = volatility_target_exposure(close, days)
+    changed = close.copy()
+    changed[350:] *= np.exp(np.cumsum(0.05 * rng.standard_normal((50, 3)), axis=0))
+    after = volatility_target_exposure(changed, days)
+    np.testing.assert_array_equal(before[:days.searchsorted(350)],
+                                  after[:days.searchsorted(350)])
+
+
+def _evaluation(agent_returns: list[float], bench_returns: list[float]) -> EvaluationResult:
+    def backtest(name: str, returns: list[float]) -> Backtest:
+        zeros = np.zeros(len(returns))
+        return Backtest.from_arrays(name, np.arange(len(returns)), np.array(returns), zeros,
+                                    zeros)
+
+    import datetime as dt
+
+    return EvaluationResult(
+        stage="s", split="validation", model="m", start=dt.date(2020, 1, 1),
+        end=dt.date(2020, 1, 9), cost_bps=10.0, agent=backtest("agent", agent_returns),
+        baselines=(backtest("equal_weight_rebalanced", bench_returns),
+                   backtest("cash", [0.0] * len(bench_returns))),
+        dates=np.arange(len(agent_returns) + 1).astype("datetime64[D]"), tickers=("A", "B"))
+
+
+def test_relative_gate_compares_with_the_benchmark_and_target_only_reports() -> None:
+    better = _evaluation([0.01, 0.02, -0.005, 0.01], [0.01, 0.01, -0.01, 0.005])
+    worse = _evaluation([0.01, 0.01, -0.01, 0.005], [0.01, 0.02, -0.005, 0.01])
+    gate = Gate(min_sharpe_vs_benchmark=0.0, target_sharpe=1e6)
+    verdict = judge_gate(gate, better)
+    assert verdict.passed and verdict.benchmark == "equal_weight_rebalanced"
+    assert verdict.target_met is False  # a missed target never fails the gate
+    assert "target 1000000.00: missed" in verdict.describe()
+    assert not judge_gate(gate, worse).passed
+    assert judge_gate(Gate(), worse).passed  # no gate set: always passes
+    assert not judge_gate(Gate(min_validation_sharpe=1e6), better).passed
