@@ -82,8 +82,8 @@ def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 def stage_tables(name: str) -> list[dict[str, Any]]:
     """The built-in stages with configuration ``name``'s changes, as TOML tables."""
     from ploutos_core import get_plugin_manager
-    from ploutos_core.registry import Registry
-    from ploutos_core.stage import stage_to_dict
+    from ploutos_core.pluginmanager.registry import Registry
+    from ploutos_core.config.stage import stage_to_dict
 
     config = tomllib.loads(CONFIGS.read_text())["config"][name]
     registry = Registry(get_plugin_manager())
@@ -147,15 +147,15 @@ def stage_record(report_dir: Path) -> dict[str, Any]:
 def untrained_record(stage_file: Path, stage: str, seed: int, data_dir: Path) -> dict[str, Any]:
     """The untrained policy of the configuration, evaluated like a trained one."""
     from ploutos_core import get_plugin_manager
-    from ploutos_core.algorithm import TrainingSetup
+    from ploutos_core.agents.contract import TrainingSetup
     from ploutos_core.data.stage_data import DataOptions, load_stage_panel
     from ploutos_core.env.base import EnvRequest
     from ploutos_core.evaluation.evaluate import evaluate_agent
-    from ploutos_core.registry import Registry
+    from ploutos_core.pluginmanager.registry import Registry
 
     pm = get_plugin_manager()
     registry = Registry(pm)
-    spec = next(s for s in __import__("ploutos_core.stage", fromlist=["StageSpec"])
+    spec = next(s for s in __import__("ploutos_core.config.stage", fromlist=["StageSpec"])
                 .StageSpec.from_toml(stage_file) if s.name == stage)
     panel = load_stage_panel(registry.data_source("csv"), spec,
                              DataOptions(source="csv", data_dir=data_dir))

@@ -7,7 +7,7 @@ recorded before 2026-11-25 21:00 UTC name the reference settings ``stage`` and t
 current defaults ``fast``; every result row records its full settings.
 
 Ploutos configurations are built with the runner's own pieces (registry, env
-builder, algorithm plugin, :func:`ploutos_core.runner.fit_to_budget`) and trained
+builder, algorithm plugin, :func:`ploutos_core.training.runner.fit_to_budget`) and trained
 through :meth:`Agent.learn` with a :class:`~ploutos_core.training.StageMonitor`,
 as ``ploutos run`` trains them (minus checkpoint files and progress bars). The
 SB3 baseline is ``PPO("MlpPolicy", env)`` with every default, over
@@ -26,14 +26,14 @@ import attrs
 from gym_portfolio import PortfolioGymEnv
 
 from ploutos_core import Registry, StageSpec, get_plugin_manager
-from ploutos_core.algorithm import Agent, TrainingSetup
+from ploutos_core.agents.contract import Agent, TrainingSetup
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
 from ploutos_core.env.base import EnvRequest
 from ploutos_core.env.portfolio import MarketArrays
-from ploutos_core.runner import fit_to_budget
-from ploutos_core.stage import Hyperparameters
-from ploutos_core.training import StageMonitor
+from ploutos_core.training.runner import fit_to_budget
+from ploutos_core.config.stage import Hyperparameters
+from ploutos_core.training.monitor import StageMonitor
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 

@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": rows, "runs": sorted(runs, key=lambda r: (r["stage"], r["config"],
                                                                 r["seed"])),
     }
-    from ploutos_core.atomic import write_json
+    from ploutos_core.runfiles.atomic import write_json
 
     out = args.out or RESULTS / f"learning-{socket.gethostname()}-{args.source}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    from ploutos_core.atomic import write_json, write_text
+    from ploutos_core.runfiles.atomic import write_json, write_text
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -242,8 +242,7 @@ def rss_probe(stage_name: str, config: Config, args: argparse.Namespace, scale: 
     The ``stage`` configuration runs the built-in stage; any other runs a copy of it with
     the configuration's settings, through ``--stage-file``.
     """
-    from ploutos_core.stage import stage_to_dict
-    from ploutos_core.toml_writer import dumps
+    from ploutos_core.config.stage import stage_to_toml
 
     reg = registry()
     stage = reg.stage(stage_name)
@@ -254,7 +253,7 @@ def rss_probe(stage_name: str, config: Config, args: argparse.Namespace, scale: 
                                    batch_envs=config.envs(stage),
                                    hyperparameters=config.hyperparameters(stage, stage.timesteps))
             stage_file = Path(tmp) / "stage.toml"
-            stage_file.write_text(dumps(stage_to_dict(variant), "stage"))
+            stage_file.write_text(stage_to_toml(variant))
             name, extra = variant.name, ["--stage-file", str(stage_file)]
         if args.data_dir is not None:
             extra += ["--data-dir", str(args.data_dir)]
@@ -301,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
-    from ploutos_core.device import resolve_device
+    from ploutos_core.agents.device import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -333,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         "notes": "medians over repeats; warm-up excluded; steps/s counts environment steps "
                  "(all envs together) of training, rollout and update included",
     }
-    from ploutos_core.atomic import write_json
+    from ploutos_core.runfiles.atomic import write_json
 
     out = args.out or RESULTS / f"throughput-{socket.gethostname()}-{device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

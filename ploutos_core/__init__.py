@@ -5,10 +5,10 @@ Plugin authors import from here only::
     from ploutos_core import hookimpl, StageSpec, DataSource, DataRequest
 """
 
-from ploutos_core.algorithm import Agent, Algorithm, TrainingMonitor, TrainingSetup, TransferReport
+from ploutos_core.agents.contract import Agent, Algorithm, TrainingMonitor, TrainingSetup, TransferReport
 from ploutos_core.data.panel import DateRange, Panel
 from ploutos_core.data.source import DataRequest, DataSource
-from ploutos_core.day_filters import DayFilter, DayFilterContext
+from ploutos_core.env.day_filters import DayFilter, DayFilterContext
 from ploutos_core.env.base import EnvBuilder, EnvRequest
 from ploutos_core.errors import (
     ConfigError,
@@ -23,12 +23,12 @@ from ploutos_core.errors import (
     UnknownNameError,
 )
 from ploutos_core.hookspecs import hookimpl
-from ploutos_core.loggers import LoggerFactory, LoggerRun, MetricLogger
-from ploutos_core.plugins import PLUGIN_API_VERSION, get_plugin_manager
-from ploutos_core.registry import Registrar, Registry
-from ploutos_core.results import Checkpoint, StageResult, StageRun
-from ploutos_core.stage import EnvSettings, Gate, Hyperparameters, Splits, StageSpec, TuningSpace
-from ploutos_core.tuning import Tuner, TuningProblem, TuningResult
+from ploutos_core.tracking.contract import LoggerFactory, LoggerRun, MetricLogger
+from ploutos_core.pluginmanager.manager import PLUGIN_API_VERSION, get_plugin_manager
+from ploutos_core.pluginmanager.registry import Registrar, Registry
+from ploutos_core.training.records import Checkpoint, StageResult, StageRun
+from ploutos_core.config.stage import EnvSettings, Gate, Hyperparameters, Splits, StageSpec, TuningSpace
+from ploutos_core.tuning.contract import Tuner, TuningProblem, TuningResult
 
 __version__ = "0.1.0"
 

@@ -16,7 +16,7 @@ from ploutos_core.evaluation.backtest import (
     volatility_target_exposure,
 )
 from ploutos_core.evaluation.gate import judge_gate
-from ploutos_core.stage import EnvSettings, Gate
+from ploutos_core.config.stage import EnvSettings, Gate
 
 TILT = EnvSettings(action="tilt")
 

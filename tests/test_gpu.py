@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ploutos_core.model_files import read_metadata
-from ploutos_core.sb3_agent import read_state_dict
+from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.agents.sb3_agent import read_state_dict
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]

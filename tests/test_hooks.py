@@ -24,8 +24,8 @@ from ploutos_core import (
     hookimpl,
 )
 from ploutos_core.data.stage_data import DataOptions
-from ploutos_core.hookdocs import hook_functions, render, signature_of
-from ploutos_core.runner import CurriculumRunner, RunOptions
+from ploutos_core.pluginmanager.hookdocs import hook_functions, render, signature_of
+from ploutos_core.training.runner import CurriculumRunner, RunOptions
 from tests.conftest import make_tiny_stage
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
@@ -41,7 +41,7 @@ def run_stages(plugin: object, stages: list[Any], tmp_path: Path, **options: Any
 
 
 def test_hook_reference_is_generated_from_the_specs() -> None:
-    assert DOCS.read_text() == render(), "run: python -m ploutos_core.hookdocs > docs/hooks.md"
+    assert DOCS.read_text() == render(), "run: python -m ploutos_core.pluginmanager.hookdocs > docs/hooks.md"
 
 
 def test_every_hook_is_documented_and_tested() -> None:
@@ -127,7 +127,7 @@ def test_hook_ploutos_register_tuners(tmp_path: Path) -> None:
             register(Fixed())
 
     run_stages(Plugin(), [make_tiny_stage()], tmp_path, auto_optimize=True, tuner="fixed")
-    from ploutos_core.model_files import read_metadata
+    from ploutos_core.agents.model_files import read_metadata
 
     hp = read_metadata(tmp_path / "models" / "tiny_final.zip")["hyperparameters"]
     assert (hp["learning_rate"], hp["n_steps"], hp["ent_coef"]) == (5e-4, 16, 0.003)

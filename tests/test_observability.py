@@ -25,11 +25,11 @@ from ploutos_core import (
     hookimpl,
 )
 from ploutos_core.data.stage_data import DataOptions
-from ploutos_core.loggers_run import logger_names
-from ploutos_core.model_files import read_metadata
-from ploutos_core.runner import CurriculumRunner, RunOptions
-from ploutos_core.stage import stage_to_dict
-from ploutos_core.training import METRICS, standard_metrics
+from ploutos_core.tracking.session import logger_names
+from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.training.runner import CurriculumRunner, RunOptions
+from ploutos_core.config.stage import stage_to_dict
+from ploutos_core.training.monitor import METRICS, standard_metrics
 from tests.conftest import make_tiny_stage
 
 EVAL_FREQ = 128

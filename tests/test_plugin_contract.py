@@ -32,8 +32,8 @@ from ploutos_core import (
     hookimpl,
 )
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
-from ploutos_core.registry import KINDS
-from ploutos_core.runner import CurriculumRunner, RunOptions
+from ploutos_core.pluginmanager.registry import KINDS
+from ploutos_core.training.runner import CurriculumRunner, RunOptions
 from tests.conftest import CliResult, make_tiny_stage
 
 # --- pluggy validation at registration ------------------------------------------------
@@ -513,7 +513,7 @@ def test_installed_plugin_with_unknown_hook_is_skipped_not_fatal(monkeypatch) ->
     import importlib.metadata as md
     import types
 
-    from ploutos_core import plugins as plugins_module
+    from ploutos_core.pluginmanager import manager as plugins_module
 
     module = types.ModuleType("misspelt_installed")
     exec("from ploutos_core import hookimpl\n@hookimpl\ndef ploutos_register_stage(register):\n"

@@ -18,7 +18,7 @@ from ploutos_core import (
     get_plugin_manager,
     hookimpl,
 )
-from ploutos_core import plugins as plugins_module
+from ploutos_core.pluginmanager import manager as plugins_module
 from tests.conftest import make_tiny_stage
 
 
@@ -194,7 +194,7 @@ def test_builtin_stage_values(registry) -> None:
         "stage3": (("NVDA", "MSFT", "AAPL", "GOOGL", "AMZN"), 10_000_000, 16, 3e-5,
                    (1e-5, 6e-5), 1.5),
     }
-    for name, (tickers, steps, envs, lr, lr_range, gate) in expected.items():
+    for name, (tickers, steps, envs, lr, lr_range, target) in expected.items():
         stage: StageSpec = stages[name]
         assert stage.tickers == tickers
         assert stage.timesteps == steps
@@ -202,7 +202,10 @@ def test_builtin_stage_values(registry) -> None:
         assert stage.hyperparameters.learning_rate == lr
         assert stage.tuning.learning_rate == lr_range
         assert stage.tuning.trials == 15
-        assert stage.gate.min_validation_sharpe == gate
+        # Issue 11: the seed's absolute figure is a reported target; the gate is the benchmark.
+        assert stage.gate.target_sharpe == target
+        assert stage.gate.min_sharpe_vs_benchmark == 0.0
+        assert stage.gate.min_validation_sharpe is None
         assert stage.transaction_cost_bps == 10.0
         assert str(stage.splits.train) == "2005-01-01…2018-12-31"
         assert str(stage.splits.validation) == "2019-01-01…2022-12-31"

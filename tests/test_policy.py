@@ -12,7 +12,7 @@ import torch
 
 from ploutos_core import DataRequest, EnvRequest, ModelError, TrainingSetup
 from ploutos_core.data.loading import load_panel
-from ploutos_core.stage import Hyperparameters
+from ploutos_core.config.stage import Hyperparameters
 from tests.conftest import make_tiny_stage
 
 HP = Hyperparameters(n_steps=16, batch_size=32, n_epochs=1, hidden_size=16)
@@ -101,7 +101,7 @@ def test_incompatible_models_are_clear_errors(registry, tmp_path: Path) -> None:
 
 
 def test_checkpoint_round_trip_restores_steps_and_optimizer(registry, tmp_path: Path) -> None:
-    from ploutos_core.algorithm import TrainingMonitor
+    from ploutos_core.agents.contract import TrainingMonitor
 
     class Quiet(TrainingMonitor):
         def on_step(self, num_timesteps, infos):  # type: ignore[no-untyped-def]

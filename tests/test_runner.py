@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ploutos_core.model_files import read_metadata
-from ploutos_core.sb3_agent import read_state_dict
+from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.agents.sb3_agent import read_state_dict
 
 SYNTHETIC = ("--source", "synthetic", "--no-progress")
 

@@ -25,11 +25,11 @@ from ploutos_plugins.synthetic_source import SyntheticSource
 from ploutos_core import DataRequest, EnvRequest, Registry, get_plugin_manager, hookimpl
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
 from ploutos_core.errors import ConfigError, DataError
-from ploutos_core.model_files import read_metadata
-from ploutos_core.runner import CurriculumRunner, RunOptions, fit_to_budget
-from ploutos_core.stage import TuningSpace
-from ploutos_core.tuning import ReportFn, TrialPruned, TuningProblem
-from ploutos_core.tuning_run import (
+from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.training.runner import CurriculumRunner, RunOptions, fit_to_budget
+from ploutos_core.config.stage import TuningSpace
+from ploutos_core.tuning.contract import ReportFn, TrialPruned, TuningProblem
+from ploutos_core.tuning.study import (
     TrialObjective,
     apply_params,
     check_no_test_data,
@@ -251,7 +251,7 @@ def test_a_stage_trains_with_its_optimized_params_and_never_sees_test(
     plugin = RecordingPlugin()
     pm.register(plugin, name="recording")
     panels: list[Any] = []
-    import ploutos_core.tuning_run as tuning_run
+    import ploutos_core.tuning.study as tuning_run
 
     def spy(runner: Any, stage: Any, panel: Any, *args: Any) -> Any:
         panels.append((stage, panel))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import click
 
 from ploutos_core.errors import PloutosError, TrainingInterrupted
-from ploutos_core.plugins import PloutosPluginManager, get_plugin_manager
+from ploutos_core.pluginmanager.manager import PloutosPluginManager, get_plugin_manager
 
 __all__ = ["main"]
 

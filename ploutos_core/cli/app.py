@@ -16,8 +16,8 @@ from ploutos_core.cli.run_cmd import run_group
 from ploutos_core.cli.stages_cmd import stages_group
 from ploutos_core.cli.tune_cmd import tune_command
 from ploutos_core.errors import PluginError
-from ploutos_core.plugins import PloutosPluginManager
-from ploutos_core.registry import call_impl
+from ploutos_core.pluginmanager.manager import PloutosPluginManager
+from ploutos_core.pluginmanager.registry import call_impl
 
 BUILTIN_COMMANDS = (plugins_group, stages_group, data_group, run_group, tune_command,
                     evaluate_command, compare_command)

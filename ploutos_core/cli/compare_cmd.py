@@ -16,9 +16,9 @@ from ploutos_core.cli.options import (
     stage_file_option,
 )
 from ploutos_core.cli.run_cmd import select_stages
-from ploutos_core.comparison import CompareOptions, ComparisonRunner
+from ploutos_core.comparison.runner import CompareOptions, ComparisonRunner
 from ploutos_core.errors import ConfigError
-from ploutos_core.evaluation.compare_report import format_comparison, write_comparison
+from ploutos_core.comparison.report import format_comparison, write_comparison
 
 DEFAULT_SEEDS = 3
 

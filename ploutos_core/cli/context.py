@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from ploutos_core.plugins import PloutosPluginManager
-from ploutos_core.registry import Registry
-from ploutos_core.stage_files import stage_file_plugins
+from ploutos_core.pluginmanager.manager import PloutosPluginManager
+from ploutos_core.pluginmanager.registry import Registry
+from ploutos_core.pluginmanager.stage_files import stage_file_plugins
 
 
 class AppContext:

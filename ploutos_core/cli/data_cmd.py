@@ -17,7 +17,7 @@ from ploutos_core.data.panel import Panel
 from ploutos_core.data.source import DataRequest
 from ploutos_core.data.stage_data import DataOptions, stage_request
 from ploutos_core.errors import ConfigError
-from ploutos_core.registry import Registry
+from ploutos_core.pluginmanager.registry import Registry
 
 
 @click.group("data")

@@ -11,7 +11,7 @@ import click
 from ploutos_core import hookspecs
 from ploutos_core.cli.context import AppContext, pass_app
 from ploutos_core.cli.options import stage_file_option
-from ploutos_core.registry import KINDS
+from ploutos_core.pluginmanager.registry import KINDS
 
 
 def describe_plugins(app: AppContext, stage_files: tuple[str, ...] = ()) -> list[dict[str, Any]]:

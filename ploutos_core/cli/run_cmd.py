@@ -18,9 +18,9 @@ from ploutos_core.cli.options import (
     stage_file_option,
 )
 from ploutos_core.errors import ConfigError
-from ploutos_core.registry import Registry
-from ploutos_core.runner import CurriculumRunner, RunOptions
-from ploutos_core.stage import StageSpec
+from ploutos_core.pluginmanager.registry import Registry
+from ploutos_core.training.runner import CurriculumRunner, RunOptions
+from ploutos_core.config.stage import StageSpec
 
 
 def select_stages(registry: Registry, curriculum: str, selection: str | None

@@ -6,10 +6,9 @@ import json
 
 import click
 
-from ploutos_core import toml_writer
 from ploutos_core.cli.context import AppContext, pass_app
 from ploutos_core.cli.options import stage_file_option
-from ploutos_core.stage import stage_to_dict
+from ploutos_core.config.stage import stage_to_dict, stage_to_toml
 
 
 @click.group("stages")
@@ -57,4 +56,4 @@ def show_stage(app: AppContext, name: str, fmt: str, stage_files: tuple[str, ...
         click.echo(json.dumps({**data, "plugin": registry.plugin_of("stages", name)}, indent=2))
         return
     click.echo(f"# stage {name!r}, supplied by plugin {registry.plugin_of('stages', name)!r}")
-    click.echo(toml_writer.dumps(data, "stage"), nl=False)
+    click.echo(stage_to_toml(stage), nl=False)

@@ -16,7 +16,7 @@ from ploutos_core.cli.options import (
     seed_option,
     stage_file_option,
 )
-from ploutos_core.runner import CurriculumRunner, RunOptions, scaled_timesteps
+from ploutos_core.training.runner import CurriculumRunner, RunOptions, scaled_timesteps
 
 
 @click.command("tune")
@@ -63,7 +63,7 @@ def tune_command(app: AppContext, /, stage_name: str, storage: str | None,
     the main run.
     """
     from ploutos_core.data.stage_data import load_stage_panel
-    from ploutos_core.tuning_run import default_study_name, run_study
+    from ploutos_core.tuning.study import default_study_name, run_study
 
     registry = app.registry(kw["stage_files"])
     stage = registry.stage(stage_name)

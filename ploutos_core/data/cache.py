@@ -9,7 +9,7 @@ from pathlib import Path
 import attrs
 import pandas as pd
 
-from ploutos_core.atomic import atomic_path
+from ploutos_core.runfiles.atomic import atomic_path
 from ploutos_core.errors import DataError
 
 _NAME = re.compile(

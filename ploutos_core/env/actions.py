@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ploutos_core.env.accounting import softmax
-from ploutos_core.stage import EnvSettings
+from ploutos_core.config.stage import EnvSettings
 
 Array = NDArray[np.float64]
 

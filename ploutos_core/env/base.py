@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ploutos_core.data.panel import Panel
-from ploutos_core.stage import StageSpec
+from ploutos_core.config.stage import StageSpec
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
 from ploutos_core.env.portfolio import MarketArrays, PortfolioVecEnv
-from ploutos_core.stage import EnvSettings
+from ploutos_core.config.stage import EnvSettings
 
 ENV_ID = "Ploutos/Portfolio-v0"
 
@@ -72,8 +72,8 @@ class PortfolioEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     def _load(stage_name: str, tickers: tuple[str, ...] | None, source: str,
               data_dir: str | Path | None, split: str, seed: int
               ) -> tuple[MarketArrays, EnvSettings, float]:
-        from ploutos_core.plugins import get_plugin_manager
-        from ploutos_core.registry import Registry
+        from ploutos_core.pluginmanager.manager import get_plugin_manager
+        from ploutos_core.pluginmanager.registry import Registry
 
         registry = Registry(get_plugin_manager())
         stage = registry.stage(stage_name)

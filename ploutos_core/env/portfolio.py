@@ -30,7 +30,7 @@ from ploutos_core.env.actions import ActionMap, apply_turnover_rule
 from ploutos_core.env.base import EnvRequest
 from ploutos_core.env.features import compute_features, window_features
 from ploutos_core.errors import DataError
-from ploutos_core.stage import EnvSettings, StageSpec
+from ploutos_core.config.stage import EnvSettings, StageSpec
 
 #: step size of the moving averages of the differential Sharpe ratio reward.
 DSR_ETA = 0.01

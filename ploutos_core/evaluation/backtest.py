@@ -10,8 +10,8 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from ploutos_core.algorithm import Agent
-from ploutos_core.atomic import json_number
+from ploutos_core.agents.contract import Agent
+from ploutos_core.runfiles.atomic import json_number
 from ploutos_core.data.validation import as_date
 from ploutos_core.env.accounting import rebalance_and_hold
 from ploutos_core.errors import PluginError

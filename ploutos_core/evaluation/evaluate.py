@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ploutos_core.algorithm import Agent, TrainingSetup
+from ploutos_core.agents.contract import Agent, TrainingSetup
 from ploutos_core.data.panel import Panel
 from ploutos_core.env.base import EnvRequest, Split
 from ploutos_core.errors import ConfigError
@@ -18,9 +18,9 @@ from ploutos_core.evaluation.backtest import (
     first_and_last,
     run_agent_backtest,
 )
-from ploutos_core.model_files import read_metadata
-from ploutos_core.registry import Registry
-from ploutos_core.stage import Hyperparameters, StageSpec
+from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.pluginmanager.registry import Registry
+from ploutos_core.config.stage import Hyperparameters, StageSpec
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ploutos_core.atomic import atomic_path
+from ploutos_core.runfiles.atomic import atomic_path
 from ploutos_core.evaluation.backtest import EvaluationResult
 from ploutos_core.evaluation.metrics import drawdown_series, equity_curve
 

@@ -14,7 +14,7 @@ import pytest
 from ploutos_core import PLUGIN_API_VERSION, Registry, get_plugin_manager
 from ploutos_core.cli import main
 from ploutos_core.env.base import EnvRequest
-from ploutos_core.plugins import PloutosPluginManager
+from ploutos_core.pluginmanager.manager import PloutosPluginManager
 from ploutos_core.testing import check_stage
 
 from ploutos_regimes import REGIMES, classify

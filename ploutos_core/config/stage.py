@@ -1,0 +1,439 @@
+"""Stages as data: the validated :class:`StageSpec` and its TOML loader.
+
+A stage file holds one ``[stage]`` table or several ``[[stage]]`` tables.
+Every problem in a file is reported at once, one ``"what @ path"`` line each,
+and unknown keys are rejected (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import attrs
+import cattrs
+from cattrs.v import format_exception
+
+from ploutos_core.data.panel import DateRange
+from ploutos_core.errors import StageFileError
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-.")
+
+
+class FieldValueError(ValueError):
+    """A field's value is out of range; carries the field name so errors point at it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _name(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not value or not set(value) <= _NAME_CHARS:
+        raise FieldValueError(attribute.name, f"{value!r} must be lower-case letters, digits, "
+                                              f"'_', '-' or '.'")
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise FieldValueError(attribute.name, f"must be > 0, got {value}")
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value < 0:
+        raise FieldValueError(attribute.name, f"must be >= 0, got {value}")
+
+
+def _unit_interval(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0 < value <= 1:
+        raise FieldValueError(attribute.name, f"must be in (0, 1], got {value}")
+
+
+def _log_range(instance: object, attribute: attrs.Attribute[Any],
+               value: tuple[float, float]) -> None:
+    if len(value) != 2 or not 0 < value[0] < value[1]:
+        raise FieldValueError(attribute.name, f"must be [low, high] with 0 < low < high, "
+                                              f"got {list(value)}")
+
+
+@attrs.frozen
+class Hyperparameters:
+    """Algorithm hyperparameters of a stage (the PPO family's names).
+
+    Algorithms use the fields that apply to them (A2C ignores ``batch_size``,
+    ``n_epochs`` and ``clip_range``). ``n_steps`` is per environment.
+    """
+
+    learning_rate: float = attrs.field(default=3e-4, validator=_positive)
+    n_steps: int = attrs.field(default=256, validator=_positive)
+    batch_size: int = attrs.field(default=256, validator=_positive)
+    n_epochs: int = attrs.field(default=10, validator=_positive)
+    gamma: float = attrs.field(default=0.99, validator=_unit_interval)
+    gae_lambda: float = attrs.field(default=0.95, validator=_unit_interval)
+    clip_range: float = attrs.field(default=0.2, validator=_positive)
+    ent_coef: float = attrs.field(default=0.0, validator=_non_negative)
+    vf_coef: float = attrs.field(default=0.5, validator=_non_negative)
+    max_grad_norm: float = attrs.field(default=0.5, validator=_positive)
+    hidden_size: int = attrs.field(default=64, validator=_positive)
+
+
+@attrs.frozen
+class TuningSpace:
+    """What the tuner may change, and how hard it searches.
+
+    Only these three hyperparameters are tuned; costs and anything that
+    defines the market never are.
+
+    :param learning_rate: log-uniform range ``[low, high]``.
+    :param n_steps: categorical choices (per environment).
+    :param ent_coef: log-uniform range ``[low, high]``.
+    :param trials: trial budget of the study, in total over all workers.
+    :param trial_fraction: share of the stage's timesteps one trial trains for.
+    :param reports: intermediate validation reports per trial (for pruning).
+    """
+
+    learning_rate: tuple[float, float] = attrs.field(default=(1e-5, 1e-3), validator=_log_range)
+    n_steps: tuple[int, ...] = attrs.field(default=(128, 256, 512))
+    ent_coef: tuple[float, float] = attrs.field(default=(1e-5, 1e-2), validator=_log_range)
+    trials: int = attrs.field(default=15, validator=_positive)
+    trial_fraction: float = attrs.field(default=0.05, validator=_unit_interval)
+    reports: int = attrs.field(default=4, validator=_positive)
+
+    @n_steps.validator
+    def _check_n_steps(self, attribute: attrs.Attribute[tuple[int, ...]],
+                       value: tuple[int, ...]) -> None:
+        if not value or any(v <= 1 for v in value):
+            raise FieldValueError("n_steps", f"must list choices > 1, got {list(value)}")
+
+
+def _default_splits() -> Splits:
+    return Splits()
+
+
+@attrs.frozen
+class Splits:
+    """Disjoint, ordered date ranges: train < validation < test.
+
+    Defaults: train 2005-01-01…2018-12-31, validation 2019-01-01…2022-12-31,
+    test from 2023-01-01.
+    """
+
+    train: DateRange = attrs.field(
+        factory=lambda: DateRange(dt.date(2005, 1, 1), dt.date(2018, 12, 31)))
+    validation: DateRange = attrs.field(
+        factory=lambda: DateRange(dt.date(2019, 1, 1), dt.date(2022, 12, 31)))
+    test: DateRange = attrs.field(factory=lambda: DateRange(dt.date(2023, 1, 1), None))
+
+    def __attrs_post_init__(self) -> None:
+        ordered = [("train", self.train), ("validation", self.validation), ("test", self.test)]
+        for (name_a, a), (name_b, b) in itertools.pairwise(ordered):
+            if a.end is None or b.start is None or a.end >= b.start:
+                raise FieldValueError(
+                    name_b, f"splits must be disjoint and ordered: {name_a} ({a}) must end "
+                            f"before {name_b} ({b}) starts"
+                )
+
+    def get(self, name: str) -> DateRange:
+        """The range called ``name`` (``train``, ``validation`` or ``test``)."""
+        if name not in ("train", "validation", "test"):
+            raise ValueError(f"unknown split {name!r}; use train, validation or test")
+        return getattr(self, name)  # type: ignore[no-any-return]
+
+    @property
+    def data_range(self) -> DateRange:
+        """From the start of training to the end of the test split."""
+        return DateRange(self.train.start, self.test.end)
+
+
+def _fraction(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0 <= value <= 1:
+        raise FieldValueError(attribute.name, f"must be in [0, 1], got {value}")
+
+
+@attrs.frozen
+class EnvSettings:
+    """How the trading environment of a stage behaves.
+
+    :param episode_length: trading days per training episode.
+    :param window: days of per-asset features in each observation.
+    :param reward: ``log_return`` (log growth net of costs), ``relative_log_return``
+        (log growth minus that of the stage's benchmark portfolio on the same day, both
+        net of costs) or ``differential_sharpe``.
+    :param action: how actions become target weights. ``softmax``: ``softmax(action_scale
+        × action)`` over the assets and cash, so a zero action is equal weights *including*
+        cash. ``tilt``: a zero action holds the stage's benchmark; asset actions tilt its
+        log-weights by ``tilt_scale × action``, and a positive cash action moves up to
+        ``max_cash`` of the portfolio to cash.
+    :param action_scale: ``softmax`` only: multiplies the actions before the softmax;
+        actions lie in ``[-1, 1]``, so 5 lets one asset reach more than 99 % of the portfolio.
+    :param tilt_scale: ``tilt`` only: log-weight change per unit of asset action.
+    :param max_cash: ``tilt`` only: the share of the portfolio a full cash action holds in cash.
+    :param no_trade_band: turnover rule: no trade at all when the turnover needed to reach
+        the target is at most this (a fraction of the portfolio, e.g. 0.05).
+    :param rebalance_rate: turnover rule: the fraction of the way to the target traded
+        each day (1: all the way; 0.25: a quarter of the gap, smoothing the target).
+    :param turnover_penalty: training only: subtracted from the reward per unit of
+        turnover, on top of the transaction cost the accounting charges.
+    :param warmup_days: history before a split used to compute causal features.
+    :param day_filter: name of a registered day filter; training episodes then
+        start only on the days it allows (e.g. bull-market days).
+    """
+
+    episode_length: int = attrs.field(default=252, validator=_positive)
+    window: int = attrs.field(default=10, validator=_positive)
+    reward: Literal["log_return", "relative_log_return", "differential_sharpe"] = "log_return"
+    action: Literal["softmax", "tilt"] = "softmax"
+    action_scale: float = attrs.field(default=5.0, validator=_positive)
+    tilt_scale: float = attrs.field(default=1.0, validator=_positive)
+    max_cash: float = attrs.field(default=1.0, validator=_fraction)
+    no_trade_band: float = attrs.field(default=0.0, validator=_fraction)
+    rebalance_rate: float = attrs.field(default=1.0, validator=_unit_interval)
+    turnover_penalty: float = attrs.field(default=0.0, validator=_non_negative)
+    warmup_days: int = attrs.field(default=252, validator=_non_negative)
+    day_filter: str | None = None
+
+
+@attrs.frozen
+class Gate:
+    """Promotion gate: the validation result a stage must reach to pass on, and its target.
+
+    A stage passes when every gate it sets holds; a gate left unset always holds.
+
+    :param min_sharpe_vs_benchmark: the validation Sharpe must be at least the stage
+        benchmark's validation Sharpe (on the same days and costs) plus this margin;
+        ``0.0`` means "at least as good as holding the benchmark".
+    :param min_validation_sharpe: an absolute validation Sharpe the stage must reach.
+    :param target_sharpe: an aspiration reported in every summary ("target 1.0: missed");
+        it never stops a run.
+    """
+
+    min_sharpe_vs_benchmark: float | None = None
+    min_validation_sharpe: float | None = None
+    target_sharpe: float | None = None
+
+    def describe(self) -> str:
+        """``≥ benchmark`` / ``≥ benchmark+0.1`` / ``≥ 1.0`` / ``none`` (for listings)."""
+        parts = []
+        if self.min_sharpe_vs_benchmark is not None:
+            margin = self.min_sharpe_vs_benchmark
+            parts.append("≥ benchmark" + (f"{margin:+g}" if margin else ""))
+        if self.min_validation_sharpe is not None:
+            parts.append(f"≥ {self.min_validation_sharpe:g}")
+        return ", ".join(parts) or "none"
+
+
+@attrs.frozen
+class StageSpec:
+    """One stage of a curriculum, as data.
+
+    :param name: unique registered name (``stage1``), used on the command line.
+    :param tickers: the assets traded, in order.
+    :param timesteps: environment steps to train for (before ``--scale``).
+    :param n_envs: environments of the reference setup (the design's figure).
+    :param batch_envs: environments the batched environment actually steps at once;
+        ``None`` runs ``n_envs``. Many more environments cost little with the batched
+        environment and make PPO's updates larger and fewer (docs/performance.md).
+        ``--n-envs`` overrides both; the run manifest records what ran.
+    :param description: one line for listings.
+    :param curriculum: the curriculum the stage belongs to (``default`` for the built-ins).
+    :param order: position inside its curriculum.
+    :param algorithm: registered algorithm name.
+    :param env_builder: registered environment-builder name.
+    :param transaction_cost_bps: cost charged on turnover, in basis points.
+    :param benchmark: the portfolio the stage is measured against and, with
+        ``[stage.env] action = "tilt"``, the one a zero action holds: ``equal_weight``,
+        1/N of the stage's tickers, fully invested, rebalanced under the turnover rule.
+    :param hyperparameters: algorithm settings.
+    :param tuning: the search space of ``--auto-optimize``.
+    :param splits: train / validation / test date ranges.
+    :param gate: minimum validation result to promote the stage.
+    :param env: environment behaviour (``[stage.env]`` in TOML).
+    """
+
+    name: str = attrs.field(validator=_name)
+    tickers: tuple[str, ...] = attrs.field()
+    timesteps: int = attrs.field(validator=_positive)
+    n_envs: int = attrs.field(default=8, validator=_positive)
+    batch_envs: int | None = attrs.field(default=None, validator=attrs.validators.optional(
+        _positive))
+    description: str = ""
+    curriculum: str = attrs.field(default="default", validator=_name)
+    order: int = 0
+    algorithm: str = "ppo"
+    env_builder: str = "portfolio"
+    transaction_cost_bps: float = attrs.field(default=10.0, validator=_non_negative)
+    benchmark: Literal["equal_weight"] = "equal_weight"
+    hyperparameters: Hyperparameters = Hyperparameters()
+    tuning: TuningSpace = TuningSpace()
+    splits: Splits = attrs.field(factory=_default_splits)
+    gate: Gate = Gate()
+    env: EnvSettings = EnvSettings()
+
+    @tickers.validator
+    def _check_tickers(self, attribute: attrs.Attribute[tuple[str, ...]],
+                       value: tuple[str, ...]) -> None:
+        if not value:
+            raise FieldValueError("tickers", "must list at least one symbol")
+        if len(set(value)) != len(value):
+            raise FieldValueError("tickers", f"must not repeat, got {list(value)}")
+        if any(not t or t != t.strip() for t in value):
+            raise FieldValueError("tickers", f"must be non-empty symbols, got {list(value)}")
+
+    def environments(self, override: int | None = None) -> int:
+        """Environments a run steps at once: ``override`` (``--n-envs``), else
+        ``batch_envs``, else ``n_envs``."""
+        return override or self.batch_envs or self.n_envs
+
+    @property
+    def transaction_cost(self) -> float:
+        """The cost as a fraction of traded value (10 bps → 0.001)."""
+        return self.transaction_cost_bps / 10_000
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> list[StageSpec]:
+        """Read every stage of a TOML stage file.
+
+        :param path: the file.
+        :raises StageFileError: listing every problem as ``"what @ path"``.
+        """
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise StageFileError(str(path), ["file not found"]) from exc
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise StageFileError(str(path), [f"not valid TOML: {exc}"]) from exc
+        return cls.from_mapping(raw, origin=str(path))
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any], *, origin: str = "<mapping>") -> list[StageSpec]:
+        """Build stages from parsed TOML (a ``stage`` table or array of tables).
+
+        :param raw: the parsed document.
+        :param origin: how to name the source in errors.
+        :raises StageFileError: listing every problem.
+        """
+        extra = sorted(set(raw) - {"stage"})
+        if "stage" not in raw:
+            raise StageFileError(origin, ["missing [stage] table @ $"])
+        problems = [f"unknown key {key!r} @ $" for key in extra]
+        tables = raw["stage"] if isinstance(raw["stage"], list) else [raw["stage"]]
+        stages: list[StageSpec] = []
+        for index, table in enumerate(tables):
+            where = "stage" if isinstance(raw["stage"], dict) else f"stage[{index}]"
+            if not isinstance(table, dict):
+                problems.append(f"expected a table @ {where}")
+                continue
+            try:
+                stages.append(_CONVERTER.structure(table, cls))
+            except Exception as exc:  # cattrs groups every field error in one exception
+                problems.extend(
+                    _point_at_field(line)
+                    for line in cattrs.transform_error(exc, path=where,
+                                                       format_exception=_format_exception)
+                )
+        names = [s.name for s in stages]
+        problems.extend(f"duplicate stage name {n!r} @ stage" for n in sorted(set(names))
+                        if names.count(n) > 1)
+        if problems:
+            raise StageFileError(origin, problems)
+        return stages
+
+
+_FIELD_MARK = "\x00"
+_LITERAL: Any = Literal
+
+
+def _format_exception(exc: BaseException, type_: type | None) -> str:
+    if isinstance(exc, FieldValueError):
+        return f"{exc.message}{_FIELD_MARK}{exc.field}"
+    if isinstance(exc, ValueError) and not isinstance(exc, cattrs.BaseValidationError):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+def _point_at_field(line: str) -> str:
+    """Move a validator's field name from the message onto the path."""
+    if _FIELD_MARK not in line:
+        return line
+    message, rest = line.split(_FIELD_MARK, 1)
+    field, _, path = rest.partition(" @ ")
+    return f"{message} @ {path}.{field}"
+
+
+def _structure_literal(value: Any, type_: Any) -> Any:
+    choices = get_args(type_)
+    if value not in choices:
+        raise ValueError(f"must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return value
+
+
+def _strict(kind: type, accepts: tuple[type, ...]) -> Any:
+    def structure(value: Any, _: type) -> Any:
+        if isinstance(value, bool) and kind is not bool:
+            raise ValueError(f"expected {kind.__name__}, got a boolean")
+        if not isinstance(value, accepts):
+            raise ValueError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        return kind(value)
+
+    return structure
+
+
+def _structure_date_range(value: Any, _: type) -> DateRange:
+    if not isinstance(value, dict):
+        raise ValueError("expected a table {start = …, end = …}")
+    unknown = set(value) - {"start", "end"}
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(sorted(unknown))}; use start and end")
+    for key in ("start", "end"):
+        item = value.get(key)
+        if item is not None and not isinstance(item, (str, dt.date)):
+            raise ValueError(f"{key} must be a date like 2019-01-01, got {item!r}")
+    return DateRange(value.get("start"), value.get("end"))
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    converter.register_structure_hook(str, _strict(str, (str,)))
+    converter.register_structure_hook(int, _strict(int, (int,)))
+    converter.register_structure_hook(float, _strict(float, (int, float)))
+    converter.register_structure_hook(bool, _strict(bool, (bool,)))
+    converter.register_structure_hook(DateRange, _structure_date_range)
+    converter.register_structure_hook_func(lambda t: get_origin(t) is _LITERAL, _structure_literal)
+    converter.register_unstructure_hook(
+        DateRange,
+        lambda r: {k: v.isoformat() for k, v in (("start", r.start), ("end", r.end)) if v},
+    )
+    return converter
+
+
+_CONVERTER = _make_converter()
+
+
+def stage_to_dict(stage: StageSpec) -> dict[str, Any]:
+    """A JSON/TOML-ready dictionary of ``stage`` (for manifests and ``stages show``)."""
+    data: dict[str, Any] = _drop_none(_CONVERTER.unstructure(stage))
+    return data
+
+
+def stage_to_toml(stage: StageSpec) -> str:
+    """``stage`` as a stage file (one ``[stage]`` table) that :meth:`StageSpec.from_toml`
+    reads back into the same stage."""
+    import tomli_w
+
+    data = stage_to_dict(stage)
+    for date_range in data["splits"].values():
+        for side, value in date_range.items():
+            date_range[side] = dt.date.fromisoformat(value)
+    return tomli_w.dumps({"stage": data})
+
+
+def _drop_none(value: Any) -> Any:
+    """TOML has no null: unset optional fields are left out."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value

@@ -1,0 +1,93 @@
+"""The run layout under ``--out``: one owner for every path a run reads or writes.
+
+::
+
+    models/<stage>/ploutos_<stage>_<steps>_steps.zip   checkpoints
+    models/<stage>/best.zip                            best periodic validation Sharpe
+    models/<stage>/optimized_params.json               with --auto-optimize
+    models/<stage>/optuna.db                           the tuning study
+    models/<stage>_final.zip                           final model of the stage
+    logs/<stage>/                                      TensorBoard
+    reports/<stage>/                                   metrics, evaluation JSON/MD/PNG
+    reports/run.json                                   run manifest
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import attrs
+
+from ploutos_core.runfiles.atomic import atomic_path
+
+_CHECKPOINT = re.compile(r"^ploutos_(?P<stage>.+)_(?P<steps>\d+)_steps\.zip$")
+
+
+@attrs.frozen
+class RunLayout:
+    """Paths of one run directory.
+
+    :param root: the ``--out`` directory.
+    """
+
+    root: Path
+
+    def stage_dir(self, stage: str) -> Path:
+        """``models/<stage>/``: checkpoints, best model, tuning files."""
+        return self.root / "models" / stage
+
+    def checkpoint(self, stage: str, steps: int) -> Path:
+        """``models/<stage>/ploutos_<stage>_<steps>_steps.zip``."""
+        return self.stage_dir(stage) / f"ploutos_{stage}_{steps}_steps.zip"
+
+    def checkpoints(self, stage: str) -> list[tuple[int, Path]]:
+        """Existing checkpoints of ``stage`` as ``(steps, path)``, oldest first."""
+        found = []
+        directory = self.stage_dir(stage)
+        if directory.is_dir():
+            for path in directory.iterdir():
+                match = _CHECKPOINT.match(path.name)
+                if match and match["stage"] == stage:
+                    found.append((int(match["steps"]), path))
+        return sorted(found)
+
+    def newest_checkpoint(self, stage: str) -> Path | None:
+        """The checkpoint with the most steps, if any."""
+        found = self.checkpoints(stage)
+        return found[-1][1] if found else None
+
+    def final_model(self, stage: str) -> Path:
+        """``models/<stage>_final.zip``."""
+        return self.root / "models" / f"{stage}_final.zip"
+
+    def best_model(self, stage: str) -> Path:
+        """``models/<stage>/best.zip``."""
+        return self.stage_dir(stage) / "best.zip"
+
+    def optimized_params(self, stage: str) -> Path:
+        """``models/<stage>/optimized_params.json``."""
+        return self.stage_dir(stage) / "optimized_params.json"
+
+    def log_dir(self, stage: str) -> Path:
+        """``logs/<stage>/`` (TensorBoard)."""
+        return self.root / "logs" / stage
+
+    def report_dir(self, stage: str) -> Path:
+        """``reports/<stage>/``."""
+        return self.root / "reports" / stage
+
+    def manifest(self) -> Path:
+        """``reports/run.json``."""
+        return self.root / "reports" / "run.json"
+
+    def has_outputs(self, stage: str) -> bool:
+        """Whether an earlier run left checkpoints or a final model for ``stage``."""
+        return bool(self.checkpoints(stage)) or self.final_model(stage).exists()
+
+    def promote(self, checkpoint: Path, target: Path) -> Path:
+        """Copy ``checkpoint`` to ``target`` atomically (e.g. the stage's final model)."""
+        with atomic_path(target) as tmp:
+            shutil.copyfile(checkpoint, tmp)
+        return target

@@ -1,0 +1,81 @@
+"""Typed records the curriculum runner passes to event hooks and writes to reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ploutos_core.config.stage import Hyperparameters, StageSpec
+
+if TYPE_CHECKING:
+    from ploutos_core.evaluation.backtest import EvaluationResult
+
+
+@attrs.frozen
+class StageRun:
+    """A stage about to run (or running) inside a curriculum.
+
+    :param stage: the stage definition.
+    :param position: 1-based position in the curriculum being run.
+    :param run_dir: the output directory (``--out``).
+    :param seed: the run's seed.
+    :param device: ``cpu`` or ``cuda``.
+    :param timesteps: steps to train, after ``--scale``.
+    :param n_envs: environments stepped at once.
+    :param hyperparameters: effective hyperparameters (tuned or from the stage).
+    :param algorithm: registered algorithm name used.
+    :param start_from: model whose policy weights the stage starts from, if any.
+    :param resume_from: checkpoint the stage continues from, if resuming.
+    """
+
+    stage: StageSpec
+    position: int
+    run_dir: Path
+    seed: int
+    device: str
+    timesteps: int
+    n_envs: int
+    hyperparameters: Hyperparameters
+    algorithm: str
+    start_from: Path | None = None
+    resume_from: Path | None = None
+
+
+@attrs.frozen
+class Checkpoint:
+    """A checkpoint file that was just written.
+
+    :param path: the ``.zip`` file.
+    :param num_timesteps: steps trained when it was written.
+    """
+
+    path: Path
+    num_timesteps: int
+
+
+@attrs.frozen
+class StageResult:
+    """What a finished stage produced.
+
+    :param stage: stage name.
+    :param final_model: ``models/<stage>_final.zip``, or ``None`` when the gate failed.
+    :param last_checkpoint: the newest checkpoint (always kept, also on a failed gate).
+    :param num_timesteps: steps trained.
+    :param train_seconds: wall time of training (tuning excluded).
+    :param steps_per_second: training throughput.
+    :param validation: the validation backtest, when the stage was evaluated.
+    :param gate_passed: whether the validation Sharpe reached the stage's gate.
+    :param gate_ignored: the gate failed but ``--ignore-gates`` continued.
+    """
+
+    stage: str
+    final_model: Path | None
+    last_checkpoint: Path | None
+    num_timesteps: int
+    train_seconds: float
+    steps_per_second: float
+    validation: EvaluationResult | None = None
+    gate_passed: bool | None = None
+    gate_ignored: bool = False
