@@ -82,8 +82,8 @@ def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 def stage_tables(name: str) -> list[dict[str, Any]]:
     """The built-in stages with configuration ``name``'s changes, as TOML tables."""
     from ploutos_core import get_plugin_manager
-    from ploutos_core.pluginmanager.registry import Registry
     from ploutos_core.config.stage import stage_to_dict
+    from ploutos_core.pluginmanager.registry import Registry
 
     config = tomllib.loads(CONFIGS.read_text())["config"][name]
     registry = Registry(get_plugin_manager())
@@ -129,7 +129,8 @@ def stage_record(report_dir: Path) -> dict[str, Any]:
     report = json.loads((report_dir / "validation.json").read_text())
     baselines = {b["name"]: b for b in report["baselines"]}
     tickers = [n.removeprefix("buy_and_hold_") for n in baselines if n.startswith("buy_and_hold")]
-    bench = baselines["equal_weight_rebalanced" if len(tickers) > 1 else f"buy_and_hold_{tickers[0]}"]
+    bench = baselines["equal_weight_rebalanced" if len(tickers) > 1
+                      else f"buy_and_hold_{tickers[0]}"]
     agent = report["agent"]
     best_hold = max((b for n, b in baselines.items() if n.startswith("buy_and_hold")),
                     key=lambda b: b["sharpe"])
@@ -270,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         tables = write_stage_file(name, stage_file)
         started = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-            records = list(pool.map(lambda s: run_seed(name, s, args, tables, stage_file),
-                                    seeds))
+            records = list(pool.map(run_seed, [name] * len(seeds), seeds, [args] * len(seeds),
+                                    [tables] * len(seeds), [stage_file] * len(seeds)))
         config = tomllib.loads(CONFIGS.read_text())["config"][name]
         result = {
             "benchmark": "agent-quality", "issue": 11, "config": name,

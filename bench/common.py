@@ -27,12 +27,12 @@ from gym_portfolio import PortfolioGymEnv
 
 from ploutos_core import Registry, StageSpec, get_plugin_manager
 from ploutos_core.agents.contract import Agent, TrainingSetup
+from ploutos_core.config.stage import Hyperparameters
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
 from ploutos_core.env.base import EnvRequest
 from ploutos_core.env.portfolio import MarketArrays
-from ploutos_core.training.runner import fit_to_budget
-from ploutos_core.config.stage import Hyperparameters
+from ploutos_core.training.builder import fit_to_budget
 from ploutos_core.training.monitor import StageMonitor
 
 os.environ.setdefault("WANDB_MODE", "disabled")

@@ -71,4 +71,12 @@ class GateFailedError(PloutosError):
 
 
 class TrainingInterrupted(PloutosError):
-    """Training stopped on a signal; the newest checkpoint is kept for ``--resume``."""
+    """Training stopped on a signal; the newest checkpoint is kept for ``--resume``.
+
+    :param message: what stopped and how to continue.
+    :param exit_code: 130 for SIGINT (Ctrl-C), 143 for SIGTERM, as shells report them.
+    """
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -27,13 +27,13 @@ if TYPE_CHECKING:
     import click
 
     from ploutos_core.agents.contract import Algorithm
-    from ploutos_core.data.source import DataSource
-    from ploutos_core.env.day_filters import DayFilter
-    from ploutos_core.env.base import EnvBuilder
-    from ploutos_core.tracking.contract import LoggerFactory
-    from ploutos_core.pluginmanager.registry import Registrar
-    from ploutos_core.training.records import Checkpoint, StageResult, StageRun
     from ploutos_core.config.stage import StageSpec
+    from ploutos_core.data.source import DataSource
+    from ploutos_core.env.base import EnvBuilder
+    from ploutos_core.env.day_filters import DayFilter
+    from ploutos_core.pluginmanager.registry import Registrar
+    from ploutos_core.tracking.contract import LoggerFactory
+    from ploutos_core.training.records import Checkpoint, StageResult, StageRun
     from ploutos_core.tuning.contract import Tuner
 
 PROJECT_NAME = "ploutos"

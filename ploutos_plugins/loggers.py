@@ -27,8 +27,15 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlparse
 
-from ploutos_core import LoggerFactory, LoggerRun, MetricLogger, Registrar, hookimpl
-from ploutos_core.runfiles.atomic import json_number, write_text
+from ploutos_core import (
+    LoggerFactory,
+    LoggerRun,
+    MetricLogger,
+    Registrar,
+    hookimpl,
+    json_number,
+    write_text,
+)
 
 #: the W&B project when neither ``WANDB_PROJECT`` nor the run names another.
 DEFAULT_PROJECT = "Ploutos_Curriculum"

@@ -17,8 +17,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ploutos_core import ConfigError, Registrar, Tuner, TuningProblem, TuningResult, hookimpl
-from ploutos_core.tuning.contract import TrialPruned
+from ploutos_core import (
+    ConfigError,
+    Registrar,
+    TrialPruned,
+    Tuner,
+    TuningProblem,
+    TuningResult,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -69,7 +76,7 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
     """
     import optuna
 
-    from ploutos_core.tuning.study import redact_storage
+    from ploutos_core import redact_storage
 
     shown = redact_storage(storage)
     if is_journal(storage):
@@ -133,7 +140,7 @@ def format_trial(trial: optuna.trial.FrozenTrial, finished: int, budget: int) ->
     """One progress line for a finished trial, or ``None`` for a surplus trial."""
     from optuna.trial import TrialState
 
-    from ploutos_core.tuning.study import format_params
+    from ploutos_core import format_params
 
     head = f"trial {trial.number} ({finished}/{budget}) {format_params(trial.params)}"
     if trial.state == TrialState.COMPLETE and trial.value is not None:
@@ -191,7 +198,7 @@ class OptunaTuner(Tuner):
         import optuna
         from optuna.trial import TrialState
 
-        from ploutos_core.tuning.study import redact_storage
+        from ploutos_core import redact_storage
 
         if problem.n_trials < 1:
             raise ConfigError(f"{problem.stage_name}: the trial budget must be >= 1, "

@@ -18,7 +18,7 @@ class PortfolioEnvBuilder(EnvBuilder):
 
     def build(self, request: EnvRequest) -> VecEnv:
         """A ``PortfolioVecEnv`` over ``request.split`` of ``request.panel``."""
-        from ploutos_core.env.portfolio import PortfolioVecEnv
+        from ploutos_core.sb3 import PortfolioVecEnv
 
         return PortfolioVecEnv.from_request(request)
 

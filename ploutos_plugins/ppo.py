@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ploutos_core import Algorithm, Registrar, TrainingSetup, hookimpl
-from ploutos_core.agents.sb3_algorithm import SB3Algorithm, ppo_kwargs
+from ploutos_core.sb3 import SB3Algorithm, ppo_kwargs
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
 
-    from ploutos_core.agents.sb3_agent import SB3Agent
+    from ploutos_core.sb3 import SB3Agent
 
 
 class PPOAlgorithm(SB3Algorithm):
@@ -30,8 +30,7 @@ class PPOAlgorithm(SB3Algorithm):
         """A fresh PPO agent for ``env``."""
         from stable_baselines3 import PPO
 
-        from ploutos_core.agents.policy import AssetSetPolicy
-        from ploutos_core.agents.sb3_agent import SB3Agent
+        from ploutos_core.sb3 import AssetSetPolicy, SB3Agent
 
         hp = setup.hyperparameters
         model = PPO(AssetSetPolicy, env, policy_kwargs={"hidden_size": hp.hidden_size},

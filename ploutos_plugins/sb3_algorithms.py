@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ploutos_core import Algorithm, Registrar, TrainingSetup, hookimpl
-from ploutos_core.agents.sb3_algorithm import SB3Algorithm, on_policy_kwargs, ppo_kwargs
+from ploutos_core.sb3 import SB3Algorithm, on_policy_kwargs, ppo_kwargs
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
 
-    from ploutos_core.agents.sb3_agent import SB3Agent
+    from ploutos_core.sb3 import SB3Agent
 
 PLOUTOS_API_VERSION = 1
 
@@ -47,8 +47,7 @@ class A2CAlgorithm(SB3Algorithm):
         """A fresh A2C agent for ``env``."""
         from stable_baselines3 import A2C
 
-        from ploutos_core.agents.policy import AssetSetPolicy
-        from ploutos_core.agents.sb3_agent import SB3Agent
+        from ploutos_core.sb3 import AssetSetPolicy, SB3Agent
 
         hp = setup.hyperparameters
         model = A2C(AssetSetPolicy, env, policy_kwargs={"hidden_size": hp.hidden_size},
@@ -74,7 +73,7 @@ class RecurrentPPOAlgorithm(SB3Algorithm):
         """A fresh RecurrentPPO agent for ``env``."""
         from sb3_contrib import RecurrentPPO
 
-        from ploutos_core.agents.sb3_agent import RecurrentSB3Agent
+        from ploutos_core.sb3 import RecurrentSB3Agent
 
         hp = setup.hyperparameters
         policy_kwargs: dict[str, Any] = {

@@ -16,8 +16,7 @@ from collections.abc import Callable, Mapping
 
 import pandas as pd
 
-from ploutos_core import DataError, DataRequest, DataSource, Registrar, hookimpl
-from ploutos_core.data.cache import ParquetCache
+from ploutos_core import DataError, DataRequest, DataSource, ParquetCache, Registrar, hookimpl
 
 HINT = ("use the cache (run 'ploutos data fetch' where Yahoo is reachable), "
         "'--source csv --data-dir DIR', or '--source synthetic'")

@@ -11,8 +11,8 @@ import attrs
 import pytest
 
 from ploutos_core import Registry, StageSpec, get_plugin_manager
-from ploutos_core.pluginmanager.manager import PloutosPluginManager
 from ploutos_core.config.stage import EnvSettings, Gate, Hyperparameters, Splits, TuningSpace
+from ploutos_core.pluginmanager.manager import PloutosPluginManager
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

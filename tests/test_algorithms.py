@@ -11,10 +11,10 @@ import pytest
 
 from ploutos_core import Registry, TrainingSetup
 from ploutos_core.agents.contract import Agent
-from ploutos_core.env.base import EnvRequest
-from ploutos_core.evaluation.backtest import run_agent_backtest
 from ploutos_core.agents.model_files import read_metadata
 from ploutos_core.agents.sb3_agent import RecurrentSB3Agent
+from ploutos_core.env.base import EnvRequest
+from ploutos_core.evaluation.backtest import run_agent_backtest
 from tests.conftest import CliResult, make_tiny_stage
 
 

@@ -7,6 +7,7 @@ import attrs
 import numpy as np
 import pytest
 
+from ploutos_core.config.stage import EnvSettings, Gate
 from ploutos_core.env.actions import ActionMap, apply_turnover_rule, benchmark_weights
 from ploutos_core.env.portfolio import MarketArrays, PortfolioVecEnv
 from ploutos_core.evaluation.backtest import (
@@ -16,7 +17,6 @@ from ploutos_core.evaluation.backtest import (
     volatility_target_exposure,
 )
 from ploutos_core.evaluation.gate import judge_gate
-from ploutos_core.config.stage import EnvSettings, Gate
 
 TILT = EnvSettings(action="tilt")
 

@@ -67,7 +67,7 @@ def test_plugin_command_may_not_replace_a_builtin(run_cli) -> None:
 
     result = run_cli("--help", pm=get_plugin_manager(plugins=[("hijack", Hijack())]))
     assert result.code == 1
-    assert "plugin 'hijack' replaced the command(s) run" in result.err
+    assert "plugin 'hijack' adds the command 'run', which exists already" in result.err
 
 
 def test_console_script_runs() -> None:

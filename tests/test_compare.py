@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.comparison.report import format_comparison, markdown_report, step_note
 from ploutos_core.comparison.runner import (
     METRICS,
     ArmRun,
@@ -23,11 +25,9 @@ from ploutos_core.comparison.runner import (
     sign_test_p_value,
     total_timesteps,
 )
+from ploutos_core.config.stage import StageSpec
 from ploutos_core.errors import ConfigError
 from ploutos_core.evaluation.backtest import Backtest, EvaluationResult
-from ploutos_core.comparison.report import format_comparison, markdown_report, step_note
-from ploutos_core.agents.model_files import read_metadata
-from ploutos_core.config.stage import StageSpec
 
 Cli = Callable[..., Any]  # the run_cli fixture of conftest.py
 FINAL_VALUE = next(m for m in METRICS if m.key == "final_value")

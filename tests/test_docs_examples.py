@@ -12,9 +12,9 @@ import attrs
 import pytest
 
 from ploutos_core import Registry, StageSpec
-from ploutos_core.runfiles.layout import RunLayout
-from ploutos_core.data.panel import DateRange
 from ploutos_core.config.stage import EnvSettings, Gate, Hyperparameters, Splits, TuningSpace
+from ploutos_core.data.panel import DateRange
+from ploutos_core.runfiles.layout import RunLayout
 from ploutos_core.testing import check_stage
 from tests.conftest import CliResult
 

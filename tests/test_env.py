@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from ploutos_core import DataRequest, EnvRequest
+from ploutos_core.config.stage import EnvSettings
 from ploutos_core.data.loading import load_panel
 from ploutos_core.data.panel import FIELDS
 from ploutos_core.env.accounting import rebalance_and_hold, softmax
 from ploutos_core.env.features import compute_features
 from ploutos_core.env.portfolio import MarketArrays, PortfolioVecEnv
-from ploutos_core.config.stage import EnvSettings
 
 
 @pytest.fixture

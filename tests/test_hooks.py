@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ploutos_plugins.synthetic_source import SyntheticSource
 
 from ploutos_core import (
     Algorithm,
@@ -26,6 +25,7 @@ from ploutos_core import (
 from ploutos_core.data.stage_data import DataOptions
 from ploutos_core.pluginmanager.hookdocs import hook_functions, render, signature_of
 from ploutos_core.training.runner import CurriculumRunner, RunOptions
+from ploutos_plugins.synthetic_source import SyntheticSource
 from tests.conftest import make_tiny_stage
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
@@ -36,12 +36,13 @@ def run_stages(plugin: object, stages: list[Any], tmp_path: Path, **options: Any
     registry = Registry(pm)
     run_options = RunOptions(out_dir=tmp_path, data=DataOptions(source="synthetic"),
                              progress=False, **options)
-    runner = CurriculumRunner(registry, run_options, echo=lambda line: None, hook=pm.hook)
+    runner = CurriculumRunner(registry, run_options, echo=lambda line: None)
     return runner.run(stages)
 
 
 def test_hook_reference_is_generated_from_the_specs() -> None:
-    assert DOCS.read_text() == render(), "run: python -m ploutos_core.pluginmanager.hookdocs > docs/hooks.md"
+    assert DOCS.read_text() == render(), \
+        "run: python -m ploutos_core.pluginmanager.hookdocs > docs/hooks.md"
 
 
 def test_every_hook_is_documented_and_tested() -> None:

@@ -13,7 +13,6 @@ from typing import Any
 
 import attrs
 import pytest
-from ploutos_plugins import loggers as builtin_loggers
 
 from ploutos_core import (
     LoggerFactory,
@@ -24,12 +23,13 @@ from ploutos_core import (
     get_plugin_manager,
     hookimpl,
 )
+from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.config.stage import stage_to_dict
 from ploutos_core.data.stage_data import DataOptions
 from ploutos_core.tracking.session import logger_names
-from ploutos_core.agents.model_files import read_metadata
-from ploutos_core.training.runner import CurriculumRunner, RunOptions
-from ploutos_core.config.stage import stage_to_dict
 from ploutos_core.training.monitor import METRICS, standard_metrics
+from ploutos_core.training.runner import CurriculumRunner, RunOptions
+from ploutos_plugins import loggers as builtin_loggers
 from tests.conftest import make_tiny_stage
 
 EVAL_FREQ = 128
@@ -97,7 +97,7 @@ def _run(out: Path, pm: Any, stages: list[Any], **options: Any) -> list[StageRes
         Registry(pm),
         RunOptions(out_dir=out, data=DataOptions(source="synthetic"), progress=False,
                    **options),
-        echo=lambda _: None, hook=pm.hook,
+        echo=lambda _: None,
     ).run(stages)
 
 
@@ -312,10 +312,12 @@ def test_best_model_by_validation_sharpe_is_kept(observed: Observed) -> None:
     best = observed.out / "models" / "tiny" / "best.zip"
     assert best.exists()
     sharpes = [m["eval/sharpe"] for _, _, m in observed.factory.records if "eval/sharpe" in m]
-    assert read_metadata(best)["validation_sharpe"] == pytest.approx(max(sharpes))
+    # The tiny stage has no selection window: models are selected on validation.
+    assert read_metadata(best)["selection_split"] == "validation"
+    assert read_metadata(best)["selection_sharpe"] == pytest.approx(max(sharpes))
     manifest = json.loads((observed.out / "reports" / "run.json").read_text())
     assert manifest["stages"]["tiny"]["best_model"] == str(best)
-    assert manifest["stages"]["tiny"]["best_validation_sharpe"] == pytest.approx(max(sharpes))
+    assert manifest["stages"]["tiny"]["best_selection_sharpe"] == pytest.approx(max(sharpes))
 
 
 def test_manifest_is_complete(observed: Observed) -> None:

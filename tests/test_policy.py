@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from ploutos_core import DataRequest, EnvRequest, ModelError, TrainingSetup
-from ploutos_core.data.loading import load_panel
 from ploutos_core.config.stage import Hyperparameters
+from ploutos_core.data.loading import load_panel
 from tests.conftest import make_tiny_stage
 
 HP = Hyperparameters(n_steps=16, batch_size=32, n_epochs=1, hidden_size=16)

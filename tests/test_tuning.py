@@ -18,24 +18,24 @@ import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
-from ploutos_plugins.optuna_tuner import OptunaTuner, open_storage
-from ploutos_plugins.portfolio_env import PortfolioEnvBuilder
-from ploutos_plugins.synthetic_source import SyntheticSource
 
 from ploutos_core import DataRequest, EnvRequest, Registry, get_plugin_manager, hookimpl
+from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.config.stage import TuningSpace
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
 from ploutos_core.errors import ConfigError, DataError
-from ploutos_core.agents.model_files import read_metadata
-from ploutos_core.training.runner import CurriculumRunner, RunOptions, fit_to_budget
-from ploutos_core.config.stage import TuningSpace
-from ploutos_core.tuning.contract import ReportFn, TrialPruned, TuningProblem
+from ploutos_core.training.builder import fit_to_budget, prepare_stage
+from ploutos_core.training.context import RunContext, RunOptions
+from ploutos_core.tuning.contract import ReportFn, TrialPruned, TuningProblem, redact_storage
 from ploutos_core.tuning.study import (
     TrialObjective,
     apply_params,
     check_no_test_data,
-    redact_storage,
     tune_stage,
 )
+from ploutos_plugins.optuna_tuner import OptunaTuner, open_storage
+from ploutos_plugins.portfolio_env import PortfolioEnvBuilder
+from ploutos_plugins.synthetic_source import SyntheticSource
 from tests.conftest import TINY_TOML, make_tiny_stage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -227,10 +227,10 @@ class RecordingPlugin:
 def test_trial_objective_stops_training_when_pruned() -> None:
     registry = Registry(get_plugin_manager())
     stage = make_tiny_stage()
-    runner = CurriculumRunner(registry, RunOptions(data=DataOptions(source="synthetic"),
-                                                   device="cpu", progress=False))
-    panel = load_stage_panel(registry.data_source("synthetic"), stage, runner.options.data)
-    objective = TrialObjective(runner, stage, panel, None, steps=256, n_envs=4)
+    run = RunContext(registry=registry, options=RunOptions(
+        data=DataOptions(source="synthetic"), device="cpu", progress=False, n_envs=4),
+        echo=lambda _: None)
+    objective = TrialObjective(prepare_stage(run, stage), None, steps=256)
     reported: list[tuple[float, int]] = []
 
     def prune(value: float, step: int) -> bool:
@@ -251,13 +251,13 @@ def test_a_stage_trains_with_its_optimized_params_and_never_sees_test(
     plugin = RecordingPlugin()
     pm.register(plugin, name="recording")
     panels: list[Any] = []
-    import ploutos_core.tuning.study as tuning_run
+    import ploutos_core.training.runner as runner_module
 
-    def spy(runner: Any, stage: Any, panel: Any, *args: Any) -> Any:
-        panels.append((stage, panel))
-        return tune_stage(runner, stage, panel, *args)
+    def spy(ctx: Any, *args: Any) -> Any:
+        panels.append((ctx.stage, ctx.panel))
+        return tune_stage(ctx, *args)
 
-    monkeypatch.setattr(tuning_run, "tune_stage", spy)
+    monkeypatch.setattr(runner_module, "tune_stage", spy)
     out = tmp_path / "run"
     result = run_cli("run", "curriculum", "--curriculum", "tiny", "--stage-file",
                      str(stage_file), "--out", str(out), "--source", "recording",
@@ -293,16 +293,17 @@ def test_a_stage_trains_with_its_optimized_params_and_never_sees_test(
         assert manifest["stages"][name]["hyperparameters"] == used
         assert re.search(rf"{name}: trial 1 \(2/2\) learning_rate=", result.out)
     # tiny2's trials start from the weights tiny2 itself starts from.
-    assert "2 trials of 128 steps, study 'ploutos-tiny2' in sqlite:///" in result.out
+    assert "2 trials of 128 steps scored on validation, study 'ploutos-tiny2' in sqlite:///" \
+        in result.out
     assert f"from {out / 'models' / 'tiny1_final.zip'}" in result.out
 
     # Resume: the study reached its budget, so the saved parameters are reused as they are.
     stage = panels[1][0]
     lines: list[str] = []
-    runner = CurriculumRunner(Registry(pm), RunOptions(
+    run = RunContext(registry=Registry(pm), options=RunOptions(
         out_dir=out, data=DataOptions(source="recording"), device="cpu", progress=False,
         auto_optimize=True, trials=2), echo=lines.append)
-    hp = tune_stage(runner, stage, panels[1][1], None, 256, 4)
+    hp = tune_stage(prepare_stage(run, stage, panel=panels[1][1]), None)
     assert hp.learning_rate == saved["params"]["learning_rate"]
     assert "already ran its 2 trials" in lines[0]
     assert finished_numbers(saved["storage"], "ploutos-tiny2") == [0, 1]

@@ -25,14 +25,14 @@ from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.vec_env import VecEnv
 
 from ploutos_core.agents.contract import Agent, TrainingMonitor, TransferReport
-from ploutos_core.runfiles.atomic import atomic_path
-from ploutos_core.errors import ModelError
 from ploutos_core.agents.model_files import (
     METADATA_MEMBER,
     open_archive,
     read_metadata,
     resolve_model_path,
 )
+from ploutos_core.errors import ModelError
+from ploutos_core.runfiles.atomic import atomic_path
 
 POLICY_MEMBER = "policy.pth"
 

@@ -1,9 +1,10 @@
-"""Build the ``ploutos`` click group from a plugin manager."""
+"""The ``ploutos`` click group: global options parsed by click, plugins loaded from them."""
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -16,8 +17,8 @@ from ploutos_core.cli.run_cmd import run_group
 from ploutos_core.cli.stages_cmd import stages_group
 from ploutos_core.cli.tune_cmd import tune_command
 from ploutos_core.errors import PluginError
-from ploutos_core.pluginmanager.manager import PloutosPluginManager
-from ploutos_core.pluginmanager.registry import call_impl
+from ploutos_core.pluginmanager.hookcalls import call_per_plugin
+from ploutos_core.pluginmanager.manager import get_plugin_manager
 
 BUILTIN_COMMANDS = (plugins_group, stages_group, data_group, run_group, tune_command,
                     evaluate_command, compare_command)
@@ -38,42 +39,77 @@ def limit_threads(threads: int) -> None:
         os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
-def build_cli(pm: PloutosPluginManager) -> click.Group:
-    """The top-level group with built-in commands and those plugins add.
+class PloutosGroup(click.Group):
+    """The top-level group. Plugins may add commands, so the plugin manager is made
+    from the global options (``--plugin``, ``--block-plugin``) once click has parsed
+    them, the first time a command is looked up or listed."""
 
-    :raises PluginError: when a plugin adds a command whose name is taken.
-    """
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Built-in and plugin commands."""
+        self._load_plugins(ctx)
+        return super().list_commands(ctx)
 
-    @click.group(context_settings={"help_option_names": ["-h", "--help"],
-                                   "max_content_width": 100})
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """A built-in or plugin command."""
+        self._load_plugins(ctx)
+        return super().get_command(ctx, cmd_name)
+
+    def _load_plugins(self, ctx: click.Context) -> None:
+        app = ctx.find_object(AppContext)
+        if app is None or app.commands_added:
+            return
+        app.commands_added = True
+        if not app.has_pm:
+            app.pm = get_plugin_manager(local_plugins=ctx.params.get("plugins", ()),
+                                        blocked=ctx.params.get("blocked", ()))
+        for error in app.pm.load_errors:
+            click.echo(f"Warning: {error} (skipped)", err=True)
+        staging: dict[str, click.Group] = {}
+
+        def arguments(plugin: str) -> dict[str, Any]:
+            staging[plugin] = click.Group(plugin)
+            return {"cli": staging[plugin]}
+
+        call_per_plugin(app.pm, "ploutos_register_commands", arguments)
+        for plugin, group in staging.items():
+            for name, command in group.commands.items():
+                if name in self.commands:
+                    raise PluginError(f"plugin {plugin!r} adds the command {name!r}, which "
+                                      f"exists already; command names must be unique")
+                self.add_command(command, name)
+
+
+def _remember_debug(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+    app = ctx.find_object(AppContext)
+    if app is not None:
+        app.debug = app.debug or value
+    return value
+
+
+def build_cli() -> click.Group:
+    """The top-level group with the built-in commands (plugins add theirs on first use)."""
+
+    @click.group(cls=PloutosGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                                     "max_content_width": 100})
     @click.version_option(package_name="ploutos", prog_name="ploutos")
-    @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
-    @click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+    @click.option("--debug", is_flag=True, is_eager=True, callback=_remember_debug,
+                  help="Show tracebacks of errors.")
+    @click.option("--plugin", "plugins", multiple=True, metavar="MODULE", is_eager=True,
                   help="Load a local plugin module or .py file (repeatable; also "
                        "$PLOUTOS_PLUGINS, comma-separated).")
-    @click.option("--block-plugin", "blocked", multiple=True, metavar="NAME",
+    @click.option("--block-plugin", "blocked", multiple=True, metavar="NAME", is_eager=True,
                   help="Do not load this plugin (repeatable; also $PLOUTOS_BLOCK_PLUGINS).")
     @click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True,
                   help="CPU threads torch may use; 0 keeps torch's default (one per core). "
                        "One is fastest for Ploutos's small networks (docs/performance.md).")
-    @click.pass_context
-    def cli(ctx: click.Context, debug: bool, plugins: tuple[str, ...],
-            blocked: tuple[str, ...], threads: int) -> None:
+    def cli(debug: bool, plugins: tuple[str, ...], blocked: tuple[str, ...],
+            threads: int) -> None:
         """Ploutos: curriculum reinforcement learning for trading agents.
 
         Quick start: 'ploutos run curriculum --source synthetic --scale 0.001 --ignore-gates'.
         """
         limit_threads(threads)
-        ctx.obj = AppContext(pm, debug=debug)
 
     for command in BUILTIN_COMMANDS:
         cli.add_command(command)
-    for impl in pm.hook.ploutos_register_commands.get_hookimpls():
-        before = dict(cli.commands)
-        call_impl(impl, "ploutos_register_commands", {"cli": cli})
-        replaced = sorted(name for name, command in before.items()
-                          if cli.commands.get(name) is not command)
-        if replaced:
-            raise PluginError(f"plugin {impl.plugin_name!r} replaced the command(s) "
-                              f"{', '.join(replaced)}; command names must be unique")
     return cli

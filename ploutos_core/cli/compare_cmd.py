@@ -16,9 +16,9 @@ from ploutos_core.cli.options import (
     stage_file_option,
 )
 from ploutos_core.cli.run_cmd import select_stages
+from ploutos_core.comparison.report import format_comparison, write_comparison
 from ploutos_core.comparison.runner import CompareOptions, ComparisonRunner
 from ploutos_core.errors import ConfigError
-from ploutos_core.comparison.report import format_comparison, write_comparison
 
 DEFAULT_SEEDS = 3
 
@@ -92,7 +92,7 @@ def compare_command(app: AppContext, /, curriculum: str, selection: str | None, 
                                data["refresh"], data_seed),
         device=device, scale=scale, n_envs=n_envs, resume=resume, overwrite=overwrite,
         progress=not no_progress)
-    comparison = ComparisonRunner(registry, options, hook=app.pm.hook).run(curriculum, stages)
+    comparison = ComparisonRunner(registry, options).run(curriculum, stages)
     files = write_comparison(comparison, out_dir / "reports")
     click.echo("")
     click.echo(format_comparison(comparison))

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from ploutos_core.runfiles.layout import RunLayout
+from ploutos_core.agents.device import resolve_device
+from ploutos_core.agents.model_files import read_metadata, resolve_model_path
 from ploutos_core.cli.context import AppContext, pass_app
 from ploutos_core.cli.options import (
     data_options,
@@ -18,7 +19,6 @@ from ploutos_core.cli.options import (
     stage_file_option,
 )
 from ploutos_core.data.stage_data import load_stage_panel
-from ploutos_core.agents.device import resolve_device
 from ploutos_core.env.base import Split
 from ploutos_core.errors import ConfigError
 from ploutos_core.evaluation.evaluate import (
@@ -28,7 +28,7 @@ from ploutos_core.evaluation.evaluate import (
     with_cost_multiplier,
 )
 from ploutos_core.evaluation.report import format_table, write_reports
-from ploutos_core.agents.model_files import read_metadata, resolve_model_path
+from ploutos_core.runfiles.layout import RunLayout
 
 
 def parse_multipliers(value: str) -> list[float]:

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
-from ploutos_core.data.stage_data import DataOptions
 from ploutos_core.agents.device import CHOICES as DEVICE_CHOICES
+from ploutos_core.data.stage_data import DataOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 

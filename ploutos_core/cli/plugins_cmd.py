@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from ploutos_core import hookspecs
 from ploutos_core.cli.context import AppContext, pass_app
 from ploutos_core.cli.options import stage_file_option
+from ploutos_core.pluginmanager.hookdocs import hook_functions, signature_of
 from ploutos_core.pluginmanager.registry import KINDS
 
 
@@ -36,6 +36,12 @@ def describe_plugins(app: AppContext, stage_files: tuple[str, ...] = ()) -> list
     records.sort(key=lambda r: (r["origin"] != "builtin", r["name"]))
     for error in app.pm.load_errors:
         records.append({"name": None, "origin": "failed", "error": str(error)})
+    for kind, family in KINDS.items():
+        for duplicate, plugins in registry.duplicates(kind).items():
+            records.append({"name": None, "origin": "conflict",
+                            "error": f"{family.label} {duplicate!r} is registered by "
+                                     f"{' and '.join(map(repr, plugins))}; commands that use "
+                                     f"it fail until one is uninstalled or blocked"})
     return records
 
 
@@ -55,8 +61,8 @@ def list_plugins(app: AppContext, as_json: bool, stage_files: tuple[str, ...]) -
         click.echo(json.dumps(records, indent=2))
         return
     for record in records:
-        if record["origin"] == "failed":
-            click.echo(f"FAILED  {record['error']}")
+        if record["origin"] in ("failed", "conflict"):
+            click.echo(f"{record['origin'].upper()}  {record['error']}")
             continue
         source = record["distribution"] or "-"
         version = f" {record['version']}" if record["version"] else ""
@@ -70,9 +76,6 @@ def list_plugins(app: AppContext, as_json: bool, stage_files: tuple[str, ...]) -
 @plugins_group.command("hooks")
 def list_hooks() -> None:
     """List the hook specifications a plugin may implement."""
-    for name, function in inspect.getmembers(hookspecs, inspect.isfunction):
-        if not name.startswith("ploutos_"):
-            continue
-        signature = str(inspect.signature(function)).replace("'", "")
+    for _, function in hook_functions():
         summary = (inspect.getdoc(function) or "").splitlines()[0]
-        click.echo(f"{name}{signature}\n    {summary}")
+        click.echo(f"{signature_of(function)}\n    {summary}")

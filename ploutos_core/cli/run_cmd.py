@@ -17,10 +17,10 @@ from ploutos_core.cli.options import (
     split_list,
     stage_file_option,
 )
+from ploutos_core.config.stage import StageSpec
 from ploutos_core.errors import ConfigError
 from ploutos_core.pluginmanager.registry import Registry
 from ploutos_core.training.runner import CurriculumRunner, RunOptions
-from ploutos_core.config.stage import StageSpec
 
 
 def select_stages(registry: Registry, curriculum: str, selection: str | None
@@ -128,7 +128,7 @@ def run_curriculum(app: AppContext, /, curriculum: str, selection: str | None,
     """Train the stages in order, each starting from the previous stage's final model."""
     registry = app.registry(kw["stage_files"])
     stages = select_stages(registry, curriculum, selection)
-    runner = CurriculumRunner(registry, _options(kw, load_model), hook=app.pm.hook)
+    runner = CurriculumRunner(registry, _options(kw, load_model))
     _summarise(runner.run(stages))
 
 
@@ -141,5 +141,5 @@ def run_curriculum(app: AppContext, /, curriculum: str, selection: str | None,
 def run_stage(app: AppContext, /, name: str, load_model: Path | None, **kw: Any) -> None:
     """Train one stage, from scratch or from --load-model."""
     registry = app.registry(kw["stage_files"])
-    runner = CurriculumRunner(registry, _options(kw, load_model), hook=app.pm.hook)
+    runner = CurriculumRunner(registry, _options(kw, load_model))
     _summarise(runner.run([registry.stage(name)]))

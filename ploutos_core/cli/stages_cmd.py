@@ -9,6 +9,8 @@ import click
 from ploutos_core.cli.context import AppContext, pass_app
 from ploutos_core.cli.options import stage_file_option
 from ploutos_core.config.stage import stage_to_dict, stage_to_toml
+from ploutos_core.evaluation.tables import text_table
+from ploutos_core.pluginmanager.registry import Registry
 
 
 @click.group("stages")
@@ -35,10 +37,17 @@ def list_stages(app: AppContext, as_json: bool, stage_files: tuple[str, ...]) ->
         str(s.n_envs), str(s.environments()), f"{s.hyperparameters.learning_rate:g}",
         s.gate.describe(), registry.plugin_of("stages", s.name),
     ) for s in stages]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-                   .rstrip())
+    for line in text_table(rows, numeric=False, rule=False):
+        click.echo(line)
+    warn_duplicates(registry)
+
+
+def warn_duplicates(registry: Registry) -> None:
+    """One warning line per stage name that several plugins registered (left out above)."""
+    for name, plugins in registry.duplicates("stages").items():
+        click.echo(f"Warning: stage {name!r} is registered twice, by "
+                   f"{' and '.join(map(repr, plugins))}; it is left out until one is "
+                   f"uninstalled or blocked (--block-plugin)", err=True)
 
 
 @stages_group.command("show")

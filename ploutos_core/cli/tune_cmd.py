@@ -16,7 +16,7 @@ from ploutos_core.cli.options import (
     seed_option,
     stage_file_option,
 )
-from ploutos_core.training.runner import CurriculumRunner, RunOptions, scaled_timesteps
+from ploutos_core.training.runner import CurriculumRunner, RunOptions
 
 
 @click.command("tune")
@@ -53,7 +53,7 @@ def tune_command(app: AppContext, /, stage_name: str, storage: str | None,
                  study_name: str | None, trials: int | None, tuner: str, out_dir: Path,
                  load_model: Path | None, scale: float, n_envs: int | None,
                  algorithm: str | None, sampler_seed: int | None, **kw: Any) -> None:
-    """Tune learning_rate, n_steps and ent_coef of one stage on validation Sharpe.
+    """Tune learning_rate, n_steps and ent_coef of one stage on its selection window.
 
     Runs trials until the study holds its trial budget, counting the trials of
     earlier runs and of other workers, then writes
@@ -62,7 +62,7 @@ def tune_command(app: AppContext, /, stage_name: str, storage: str | None,
     data options and --seed, and the same --load-model, --scale and --n-envs as
     the main run.
     """
-    from ploutos_core.data.stage_data import load_stage_panel
+    from ploutos_core.training.builder import prepare_stage
     from ploutos_core.tuning.study import default_study_name, run_study
 
     registry = app.registry(kw["stage_files"])
@@ -76,16 +76,13 @@ def tune_command(app: AppContext, /, stage_name: str, storage: str | None,
         load_model=load_model, auto_optimize=True, tuner=tuner, storage=storage,
         trials=trials, progress=False,
     )
-    runner = CurriculumRunner(registry, options, hook=app.pm.hook)
-    runner.algorithm_for(stage)
+    run = CurriculumRunner(registry, options).context
     if sampler_seed is None:
         sampler_seed = secrets.randbelow(2**31)
         click.echo(f"{stage.name}: sampler seed {sampler_seed} (--sampler-seed to repeat)")
     # Through validation only: the test split is never loaded while tuning.
-    panel = load_stage_panel(registry.data_source(options.data.source), stage, options.data,
-                             through="validation")
-    hp = run_study(runner, stage, panel, load_model, scaled_timesteps(stage, scale),
-                   stage.environments(n_envs), study_name=study_name or default_study_name(stage),
+    ctx = prepare_stage(run, stage)
+    hp = run_study(ctx, load_model, study_name=study_name or default_study_name(stage),
                    sampler_seed=sampler_seed)
     click.echo(f"{stage.name}: learning_rate={hp.learning_rate:.2e} n_steps={hp.n_steps} "
                f"ent_coef={hp.ent_coef:.2e}")

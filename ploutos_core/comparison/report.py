@@ -7,7 +7,6 @@ from pathlib import Path
 
 import attrs
 
-from ploutos_core.runfiles.atomic import atomic_path, write_json, write_text
 from ploutos_core.comparison.runner import (
     ARMS,
     METRICS,
@@ -18,6 +17,7 @@ from ploutos_core.comparison.runner import (
 )
 from ploutos_core.evaluation.metrics import equity_curve
 from ploutos_core.evaluation.tables import markdown_table, text_table
+from ploutos_core.runfiles.atomic import atomic_path, write_json, write_text
 
 
 def _spread_cells(metric: Metric, spread: Spread) -> list[str]:

@@ -31,12 +31,13 @@ from typing import Any, Literal
 
 import attrs
 import click
+import numpy as np
 
-from ploutos_core.runfiles.layout import RunLayout
-from ploutos_core.runfiles.atomic import json_number
+from ploutos_core.agents.device import resolve_device
+from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.config.stage import StageSpec
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
-from ploutos_core.agents.device import resolve_device
 from ploutos_core.errors import ConfigError
 from ploutos_core.evaluation.backtest import Backtest, EvaluationResult
 from ploutos_core.evaluation.evaluate import (
@@ -44,10 +45,11 @@ from ploutos_core.evaluation.evaluate import (
     evaluate_agent,
     load_for_evaluation,
 )
-from ploutos_core.agents.model_files import read_metadata
 from ploutos_core.pluginmanager.registry import Registry
-from ploutos_core.training.runner import CurriculumRunner, RunOptions, scaled_timesteps
-from ploutos_core.config.stage import StageSpec
+from ploutos_core.runfiles.atomic import json_number
+from ploutos_core.runfiles.layout import RunLayout
+from ploutos_core.training.builder import scaled_timesteps
+from ploutos_core.training.runner import CurriculumRunner, RunOptions
 
 Arm = Literal["curriculum", "scratch"]
 ARMS: tuple[Arm, ...] = ("curriculum", "scratch")
@@ -124,13 +126,12 @@ class CompareOptions:
 # --- aggregation ------------------------------------------------------------------------
 
 
-def _quantile(ordered: Sequence[float], q: float) -> float:
-    """Linear-interpolation quantile of sorted values (NumPy's default)."""
-    position = q * (len(ordered) - 1)
-    low, high = math.floor(position), math.ceil(position)
-    if ordered[low] == ordered[high]:
-        return ordered[low]
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def _quantile(values: Sequence[float], q: float) -> float:
+    """NumPy's linear quantile, except between two equal neighbours (``inf`` and ``inf``
+    interpolate to NaN in NumPy; the quantile is ``inf``)."""
+    low = float(np.quantile(values, q, method="lower"))
+    high = float(np.quantile(values, q, method="higher"))
+    return low if low == high else float(np.quantile(values, q))
 
 
 @attrs.frozen
@@ -158,8 +159,9 @@ class Spread:
         ordered = sorted(v for v in values if not math.isnan(v))
         if not ordered:
             return cls(math.nan, math.nan, math.nan, math.nan, math.nan, 0)
-        return cls(median=_quantile(ordered, 0.5), minimum=ordered[0], maximum=ordered[-1],
-                   q1=_quantile(ordered, 0.25), q3=_quantile(ordered, 0.75), n=len(ordered))
+        median, q1, q3 = (_quantile(ordered, q) for q in (0.5, 0.25, 0.75))
+        return cls(median=median, minimum=ordered[0], maximum=ordered[-1], q1=q1, q3=q3,
+                   n=len(ordered))
 
     def to_dict(self) -> dict[str, float | int | None]:
         """JSON-ready fields (non-finite numbers become ``None``)."""
@@ -352,15 +354,13 @@ class ComparisonRunner:
     :param registry: what the plugins registered.
     :param options: the comparison's settings.
     :param echo: where progress lines go.
-    :param hook: the plugin manager's hook relay, passed to each :class:`CurriculumRunner`.
     """
 
     def __init__(self, registry: Registry, options: CompareOptions,
-                 echo: Callable[[str], None] = click.echo, hook: Any = None) -> None:
+                 echo: Callable[[str], None] = click.echo) -> None:
         self.registry = registry
         self.options = options
         self.echo = echo
-        self.hook = hook
         self.device = resolve_device(options.device)
 
     def arm_stages(self, stages: Sequence[StageSpec], arm: Arm) -> list[StageSpec]:
@@ -419,7 +419,7 @@ class ComparisonRunner:
         if skipped:
             self.echo(f"seed {seed} {arm}: already finished ({finals[-1]}); skipping")
         else:
-            CurriculumRunner(self.registry, options, echo=self.echo, hook=self.hook).run(trained)
+            CurriculumRunner(self.registry, options, echo=self.echo).run(trained)
         metadata = [read_metadata(path) for path in finals]
         evaluation = self.evaluate(finals[-1], stages[-1], panel, seed)
         return ArmRun(seed=seed, arm=arm, run_dir=options.out_dir, model=finals[-1],

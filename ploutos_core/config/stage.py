@@ -114,12 +114,22 @@ def _default_splits() -> Splits:
     return Splits()
 
 
+#: names :meth:`Splits.get` knows. ``fit`` is the train split without the selection
+#: window; ``selection`` is that window.
+SPLIT_NAMES = ("train", "fit", "selection", "validation", "test")
+
+
 @attrs.frozen
 class Splits:
-    """Disjoint, ordered date ranges: train < validation < test.
+    """Disjoint, ordered date ranges: train < validation < test, and an optional model
+    selection window carved from the end of train.
 
     Defaults: train 2005-01-01…2018-12-31, validation 2019-01-01…2022-12-31,
-    test from 2023-01-01.
+    test from 2023-01-01, no selection window.
+
+    :param selection: the last part of the train split; when a run selects models
+        (periodic evaluation for ``best.zip``, tuning), they are scored here and
+        training episodes end before it, so validation stays out of sample.
     """
 
     train: DateRange = attrs.field(
@@ -127,6 +137,7 @@ class Splits:
     validation: DateRange = attrs.field(
         factory=lambda: DateRange(dt.date(2019, 1, 1), dt.date(2022, 12, 31)))
     test: DateRange = attrs.field(factory=lambda: DateRange(dt.date(2023, 1, 1), None))
+    selection: DateRange | None = None
 
     def __attrs_post_init__(self) -> None:
         ordered = [("train", self.train), ("validation", self.validation), ("test", self.test)]
@@ -136,17 +147,34 @@ class Splits:
                     name_b, f"splits must be disjoint and ordered: {name_a} ({a}) must end "
                             f"before {name_b} ({b}) starts"
                 )
+        window = self.selection
+        if window is not None and (
+                window.start is None or window.end != self.train.end
+                or (self.train.start is not None and window.start <= self.train.start)):
+            raise FieldValueError(
+                "selection", f"the selection window ({window}) must be the end of the train "
+                             f"split ({self.train}): a start after the train start and "
+                             f"end = {self.train.end}"
+            )
 
     def get(self, name: str) -> DateRange:
-        """The range called ``name`` (``train``, ``validation`` or ``test``)."""
-        if name not in ("train", "validation", "test"):
-            raise ValueError(f"unknown split {name!r}; use train, validation or test")
+        """The range called ``name``: ``train``, ``fit`` (train before the selection
+        window), ``selection`` (the window, or validation without one), ``validation``,
+        ``test``."""
+        if name not in SPLIT_NAMES:
+            raise ValueError(f"unknown split {name!r}; use {', '.join(SPLIT_NAMES)}")
+        if name == "fit":
+            if self.selection is None or self.selection.start is None:
+                return self.train
+            return DateRange(self.train.start, self.selection.start - dt.timedelta(days=1))
+        if name == "selection":
+            return self.selection or self.validation
         return getattr(self, name)  # type: ignore[no-any-return]
 
     @property
-    def data_range(self) -> DateRange:
-        """From the start of training to the end of the test split."""
-        return DateRange(self.train.start, self.test.end)
+    def selection_split(self) -> str:
+        """Where models are selected: ``selection`` with a window, else ``validation``."""
+        return "selection" if self.selection is not None else "validation"
 
 
 def _fraction(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:

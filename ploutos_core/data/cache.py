@@ -9,8 +9,8 @@ from pathlib import Path
 import attrs
 import pandas as pd
 
-from ploutos_core.runfiles.atomic import atomic_path
 from ploutos_core.errors import DataError
+from ploutos_core.runfiles.atomic import atomic_path
 
 _NAME = re.compile(
     r"^(?P<ticker>.+)__(?P<interval>[^_]+)__(?P<start>[^_]+)__(?P<end>[^_]+)\.parquet$")

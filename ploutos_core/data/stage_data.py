@@ -8,10 +8,10 @@ from pathlib import Path
 
 import attrs
 
+from ploutos_core.config.stage import StageSpec
 from ploutos_core.data.loading import load_panel
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.source import DataRequest, DataSource
-from ploutos_core.config.stage import StageSpec
 
 #: calendar days per trading day, with a margin for holidays.
 CALENDAR_PER_TRADING_DAY = 1.5

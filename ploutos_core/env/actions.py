@@ -12,8 +12,8 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from ploutos_core.env.accounting import softmax
 from ploutos_core.config.stage import EnvSettings
+from ploutos_core.env.accounting import softmax
 
 Array = NDArray[np.float64]
 

@@ -9,13 +9,13 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from ploutos_core.data.panel import Panel
 from ploutos_core.config.stage import StageSpec
+from ploutos_core.data.panel import Panel
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
 
-Split = Literal["train", "validation", "test"]
+Split = Literal["train", "fit", "selection", "validation", "test"]
 
 
 @attrs.frozen(eq=False)

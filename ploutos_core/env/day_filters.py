@@ -9,8 +9,8 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from ploutos_core.data.panel import Panel
 from ploutos_core.config.stage import StageSpec
+from ploutos_core.data.panel import Panel
 
 
 @attrs.frozen(eq=False)

@@ -20,9 +20,9 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
+from ploutos_core.config.stage import EnvSettings, StageSpec
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
 from ploutos_core.env.portfolio import MarketArrays, PortfolioVecEnv
-from ploutos_core.config.stage import EnvSettings
 
 ENV_ID = "Ploutos/Portfolio-v0"
 
@@ -61,17 +61,19 @@ class PortfolioEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         mode: Literal["train", "backtest"] = "train",
         seed: int = 0,
     ) -> None:
+        benchmark = "equal_weight"
         if market is None:
-            market, settings, cost_rate = self._load(stage, tickers, source, data_dir, split, seed)
+            market, spec = self._load(stage, tickers, source, data_dir, split, seed)
+            settings, cost_rate, benchmark = spec.env, spec.transaction_cost, spec.benchmark
         self._vec = PortfolioVecEnv(market, 1, settings or EnvSettings(), cost_rate, mode=mode,
-                                    seed=seed)
+                                    seed=seed, benchmark=benchmark)
         self.observation_space = self._vec.observation_space
         self.action_space = self._vec.action_space
 
     @staticmethod
     def _load(stage_name: str, tickers: tuple[str, ...] | None, source: str,
               data_dir: str | Path | None, split: str, seed: int
-              ) -> tuple[MarketArrays, EnvSettings, float]:
+              ) -> tuple[MarketArrays, StageSpec]:
         from ploutos_core.pluginmanager.manager import get_plugin_manager
         from ploutos_core.pluginmanager.registry import Registry
 
@@ -83,7 +85,7 @@ class PortfolioEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
                               seed=seed)
         through = "test" if split == "test" else "validation"
         panel = load_stage_panel(registry.data_source(source), stage, options, through=through)
-        return MarketArrays.for_split(panel, stage, split), stage.env, stage.transaction_cost
+        return MarketArrays.for_split(panel, stage, split), stage
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[NDArray[np.float32], dict[str, Any]]:

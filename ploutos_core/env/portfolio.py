@@ -24,13 +24,13 @@ from numpy.typing import NDArray
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
+from ploutos_core.config.stage import EnvSettings, StageSpec
 from ploutos_core.data.panel import Panel
 from ploutos_core.env.accounting import rebalance_and_hold
 from ploutos_core.env.actions import ActionMap, apply_turnover_rule
 from ploutos_core.env.base import EnvRequest
 from ploutos_core.env.features import compute_features, window_features
 from ploutos_core.errors import DataError
-from ploutos_core.config.stage import EnvSettings, StageSpec
 
 #: step size of the moving averages of the differential Sharpe ratio reward.
 DSR_ETA = 0.01
@@ -231,7 +231,7 @@ class PortfolioVecEnv(VecEnv):
         traded = apply_turnover_rule(self._benchmark_weights, target, self.settings)
         outcome = rebalance_and_hold(self._benchmark_weights, traded, growth, self.cost_rate)
         self._benchmark_weights = outcome.weights
-        return np.log(outcome.net_growth)  # type: ignore[no-any-return]
+        return np.log(outcome.net_growth)
 
 
     def _finish(self, finished: NDArray[np.int64], observations: NDArray[np.float32],

@@ -11,7 +11,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ploutos_core.agents.contract import Agent
-from ploutos_core.runfiles.atomic import json_number
 from ploutos_core.data.validation import as_date
 from ploutos_core.env.accounting import rebalance_and_hold
 from ploutos_core.errors import PluginError
@@ -21,6 +20,7 @@ from ploutos_core.evaluation.metrics import (
     probabilistic_sharpe_ratio,
     summarize,
 )
+from ploutos_core.runfiles.atomic import json_number
 
 
 @attrs.frozen(eq=False)

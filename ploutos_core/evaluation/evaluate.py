@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ploutos_core.agents.contract import Agent, TrainingSetup
+from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.config.stage import Hyperparameters, StageSpec
 from ploutos_core.data.panel import Panel
 from ploutos_core.env.base import EnvRequest, Split
 from ploutos_core.errors import ConfigError
@@ -18,9 +20,7 @@ from ploutos_core.evaluation.backtest import (
     first_and_last,
     run_agent_backtest,
 )
-from ploutos_core.agents.model_files import read_metadata
 from ploutos_core.pluginmanager.registry import Registry
-from ploutos_core.config.stage import Hyperparameters, StageSpec
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
@@ -34,10 +34,10 @@ def with_cost_multiplier(stage: StageSpec, multiplier: float) -> StageSpec:
 
 
 def build_backtest_env(registry: Registry, stage: StageSpec, panel: Panel, split: Split,
-                       device: str = "cpu") -> VecEnv:
-    """A one-environment ``backtest``-mode env over ``split``."""
+                       device: str = "cpu", n_envs: int = 1) -> VecEnv:
+    """A ``backtest``-mode env over ``split`` (one environment unless told otherwise)."""
     builder = registry.env_builder(stage.env_builder)
-    return builder.build(EnvRequest(panel=panel, stage=stage, split=split, n_envs=1,
+    return builder.build(EnvRequest(panel=panel, stage=stage, split=split, n_envs=n_envs,
                                     mode="backtest", device=device))
 
 

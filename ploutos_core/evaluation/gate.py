@@ -7,8 +7,8 @@ from typing import Any
 
 import attrs
 
-from ploutos_core.evaluation.backtest import EvaluationResult
 from ploutos_core.config.stage import Gate
+from ploutos_core.evaluation.backtest import EvaluationResult
 
 
 @attrs.frozen

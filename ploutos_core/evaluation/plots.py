@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ploutos_core.runfiles.atomic import atomic_path
 from ploutos_core.evaluation.backtest import EvaluationResult
 from ploutos_core.evaluation.metrics import drawdown_series, equity_curve
+from ploutos_core.runfiles.atomic import atomic_path
 
 
 def plot_evaluation(result: EvaluationResult, path: Path) -> Path:

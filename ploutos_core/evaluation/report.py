@@ -9,10 +9,10 @@ from typing import Any
 
 import attrs
 
-from ploutos_core.runfiles.atomic import write_json, write_text
 from ploutos_core.evaluation.backtest import Backtest, EvaluationResult
 from ploutos_core.evaluation.plots import plot_evaluation
 from ploutos_core.evaluation.tables import markdown_table, text_table
+from ploutos_core.runfiles.atomic import write_json, write_text
 
 
 @attrs.frozen

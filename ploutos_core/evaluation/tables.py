@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def text_table(rows: Sequence[Sequence[str]]) -> list[str]:
-    """Lines of a table whose first row is the header: first column left-aligned,
-    the others right-aligned, a rule under the header."""
+def text_table(rows: Sequence[Sequence[str]], *, numeric: bool = True,
+               rule: bool = True) -> list[str]:
+    """Lines of a table whose first row is the header.
+
+    :param numeric: right-align every column but the first (numbers); otherwise
+        left-align all of them.
+    :param rule: draw a rule under the header.
+    """
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
-                       for i, cell in enumerate(row)) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = ["  ".join(cell.rjust(widths[i]) if numeric and i else cell.ljust(widths[i])
+                       for i, cell in enumerate(row)).rstrip() for row in rows]
+    if rule:
+        lines.insert(1, "  ".join("-" * width for width in widths))
     return lines
 
 

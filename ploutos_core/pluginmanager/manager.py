@@ -20,7 +20,7 @@ import attrs
 import pluggy
 
 from ploutos_core import hookspecs
-from ploutos_core.errors import PluginLoadError
+from ploutos_core.errors import ConfigError, PluginLoadError
 
 ENTRY_POINT_GROUP = "ploutos"
 #: this distribution; its own entry points are the built-in plugins.
@@ -156,23 +156,35 @@ def get_plugin_manager(
         failure with ``strict``.
     """
     pm = PloutosPluginManager()
-    for name in [*blocked, *_split_env(os.environ.get(BLOCK_ENV))]:
+    blocks = [*blocked, *_split_env(os.environ.get(BLOCK_ENV))]
+    for name in blocks:
         pm.set_blocked(name)
+    known = set()
     if load_entry_points:
-        _load_entry_points(pm, strict=strict)
+        known |= _load_entry_points(pm, strict=strict)
     for spec in [*local_plugins, *_split_env(os.environ.get(PLUGINS_ENV))]:
         name, module = import_local_plugin(spec)
+        known.add(name)
         if not pm.is_blocked(name) and not pm.is_registered(module):
             pm.register_plugin(module, name, PluginInfo(name, None, None, "local"))
     for name, plugin in plugins:
+        known.add(name)
         if not pm.is_blocked(name):
             pm.register_plugin(plugin, name, PluginInfo(name, None, None, "runtime"))
+    unknown = [name for name in blocks if name not in known]
+    if unknown and load_entry_points:
+        raise ConfigError(
+            f"--block-plugin / ${BLOCK_ENV} names no plugin: {', '.join(map(repr, unknown))}; "
+            f"plugins are {', '.join(sorted(known))} ('ploutos plugins list')")
     return pm
 
 
-def _load_entry_points(pm: PloutosPluginManager, *, strict: bool) -> None:
+def _load_entry_points(pm: PloutosPluginManager, *, strict: bool) -> set[str]:
+    """Load every entry point of the group; return every entry-point name (blocked too)."""
     own = 0
+    names = set()
     for entry_point in _entry_points():
+        names.add(entry_point.name)
         dist = entry_point.dist
         dist_name = dist.metadata["Name"] if dist is not None else None
         version = dist.version if dist is not None else None
@@ -199,3 +211,4 @@ def _load_entry_points(pm: PloutosPluginManager, *, strict: bool) -> None:
             "Ploutos's built-in plugins are not registered: the 'ploutos' distribution is not "
             "installed in this Python; install it with 'pip install -e .' from the source tree"
         )
+    return names

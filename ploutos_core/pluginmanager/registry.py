@@ -6,19 +6,19 @@ one plugin manager's ``ploutos_register_*`` hooks, computed on first use.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
 import pluggy
 
 from ploutos_core.agents.contract import Algorithm
-from ploutos_core.data.source import DataSource
-from ploutos_core.env.day_filters import DayFilter
-from ploutos_core.env.base import EnvBuilder
-from ploutos_core.errors import PloutosError, PluginError, UnknownNameError
-from ploutos_core.tracking.contract import LoggerFactory
 from ploutos_core.config.stage import StageSpec
+from ploutos_core.data.source import DataSource
+from ploutos_core.env.base import EnvBuilder
+from ploutos_core.env.day_filters import DayFilter
+from ploutos_core.errors import PluginError, UnknownNameError
+from ploutos_core.pluginmanager.hookcalls import call_per_plugin
+from ploutos_core.tracking.contract import LoggerFactory
 from ploutos_core.tuning.contract import Tuner
 
 T = TypeVar("T")
@@ -57,22 +57,43 @@ class Registered(Generic[T]):
     plugin: str
 
 
+@attrs.frozen
+class Collected:
+    """What one registry hook produced.
+
+    :param items: every registered object by name; a duplicated name keeps the first.
+    :param duplicates: names registered more than once, with every registration.
+    """
+
+    items: dict[str, Registered[Any]]
+    duplicates: dict[str, list[Registered[Any]]]
+
+    def duplicate_error(self, kind: Kind, name: str) -> PluginError:
+        """The error for a name registered twice, naming every plugin."""
+        plugins = " and ".join(f"plugin {r.plugin!r}" for r in self.duplicates[name])
+        return PluginError(
+            f"{kind.label} {name!r} is registered twice, by {plugins}; uninstall or block one "
+            f"(--block-plugin / PLOUTOS_BLOCK_PLUGINS)"
+        )
+
+
 class Registrar(Generic[T]):
     """The ``register`` callable handed to one plugin's registry hook.
 
-    Call it with each object to register. It checks the type and the name and
-    refuses duplicates, naming both plugins.
+    Call it with each object to register. It checks the type and the name; a name
+    registered twice is recorded, and asking for it later is an error naming both
+    plugins (listings and commands that do not use it still work).
     """
 
-    def __init__(self, kind: Kind, plugin: str, sink: dict[str, Registered[Any]]) -> None:
+    def __init__(self, kind: Kind, plugin: str, collected: Collected) -> None:
         self._kind = kind
         self._plugin = plugin
-        self._sink = sink
+        self._collected = collected
 
     def __call__(self, item: T) -> None:
         """Register ``item``.
 
-        :raises PluginError: wrong type, missing name, or a name taken already.
+        :raises PluginError: wrong type or missing name.
         """
         kind = self._kind
         if not isinstance(item, kind.type):
@@ -83,13 +104,12 @@ class Registrar(Generic[T]):
         name = getattr(item, "name", "")
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {self._plugin!r} registered a {kind.label} without a name")
-        if name in self._sink:
-            first = self._sink[name].plugin
-            raise PluginError(
-                f"{kind.label} {name!r} is registered twice, by plugin {first!r} and by plugin "
-                f"{self._plugin!r}; uninstall or block one (--block-plugin / PLOUTOS_BLOCK_PLUGINS)"
-            )
-        self._sink[name] = Registered(item, self._plugin)
+        entry = Registered(item, self._plugin)
+        items, duplicates = self._collected.items, self._collected.duplicates
+        if name in items:
+            duplicates.setdefault(name, [items[name]]).append(entry)
+        else:
+            items[name] = entry
 
 
 class Registry:
@@ -100,38 +120,54 @@ class Registry:
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self._pm = pm
-        self._cache: dict[str, dict[str, Registered[Any]]] = {}
+        self._cache: dict[str, Collected] = {}
 
-    def all(self, kind: str) -> dict[str, Registered[Any]]:
-        """Every object of ``kind`` (a key of :data:`KINDS`), by name, in registration order."""
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        """The plugin manager whose hooks this registry answers (events are called on it)."""
+        return self._pm
+
+    def collected(self, kind: str) -> Collected:
+        """What the plugins registered for ``kind``, duplicates included."""
         if kind not in self._cache:
             self._cache[kind] = self._collect(KINDS[kind])
         return self._cache[kind]
+
+    def all(self, kind: str) -> dict[str, Registered[Any]]:
+        """Every object of ``kind`` (a key of :data:`KINDS`), by name, in registration order;
+        a duplicated name appears once (:meth:`duplicates` lists them)."""
+        return self.collected(kind).items
+
+    def duplicates(self, kind: str) -> dict[str, list[str]]:
+        """Names of ``kind`` registered more than once, with the plugins that did."""
+        return {name: [r.plugin for r in entries]
+                for name, entries in self.collected(kind).duplicates.items()}
 
     def get(self, kind: str, name: str) -> Any:
         """The object of ``kind`` called ``name``.
 
         :raises UnknownNameError: listing the names that exist.
+        :raises PluginError: when two plugins registered the name.
         """
-        found = self.all(kind)
-        if name not in found:
-            raise UnknownNameError(KINDS[kind].label, name, list(found))
-        return found[name].item
+        collected = self.collected(kind)
+        if name in collected.duplicates:
+            raise collected.duplicate_error(KINDS[kind], name)
+        if name not in collected.items:
+            raise UnknownNameError(KINDS[kind].label, name, list(collected.items))
+        return collected.items[name].item
 
     def plugin_of(self, kind: str, name: str) -> str:
         """The plugin that registered ``name``."""
         self.get(kind, name)
         return self.all(kind)[name].plugin
 
-    def _collect(self, kind: Kind) -> dict[str, Registered[Any]]:
-        sink: dict[str, Registered[Any]] = {}
-        caller = getattr(self._pm.hook, kind.hook)
-        # Registration order: pluggy lists implementations oldest first, so built-ins
-        # come before third-party plugins and list output is stable.
-        for impl in caller.get_hookimpls():
-            registrar: Registrar[Any] = Registrar(kind, impl.plugin_name, sink)
-            call_impl(impl, kind.hook, {"register": registrar})
-        return sink
+    def _collect(self, kind: Kind) -> Collected:
+        collected = Collected({}, {})
+        # Oldest plugin first: built-ins come before third-party plugins, so listings
+        # are stable.
+        call_per_plugin(self._pm, kind.hook,
+                        lambda plugin: {"register": Registrar(kind, plugin, collected)})
+        return collected
 
     # Typed shortcuts used across the core.
     def data_source(self, name: str) -> DataSource:
@@ -163,8 +199,10 @@ class Registry:
         return cast(DayFilter, self.get("day_filters", name))
 
     def stages(self) -> list[StageSpec]:
-        """Every stage, by curriculum, then order, then name."""
-        found = [cast(StageSpec, r.item) for r in self.all("stages").values()]
+        """Every stage registered once, by curriculum, then order, then name."""
+        duplicates = self.collected("stages").duplicates
+        found = [cast(StageSpec, r.item) for name, r in self.all("stages").items()
+                 if name not in duplicates]
         return sorted(found, key=lambda s: (s.curriculum != "default", s.curriculum, s.order,
                                             s.name))
 
@@ -174,30 +212,11 @@ class Registry:
         :raises UnknownNameError: when no stage belongs to it.
         """
         stages = [s for s in self.stages() if s.curriculum == name]
+        collected = self.collected("stages")
+        for duplicate, entries in collected.duplicates.items():
+            if any(cast(StageSpec, r.item).curriculum == name for r in entries):
+                raise collected.duplicate_error(KINDS["stages"], duplicate)
         if not stages:
             known = sorted({s.curriculum for s in self.stages()})
             raise UnknownNameError("curriculum", name, known)
         return stages
-
-
-def call_impl(impl: pluggy.HookImpl, hook: str, available: dict[str, Any]) -> Any:
-    """Call one hook implementation with the arguments it names, attributing failures.
-
-    :raises PluginError: naming the plugin, when the implementation raises or a
-        registry hook returns a value.
-    """
-    kwargs = {name: available[name] for name in impl.argnames if name in available}
-    function = cast(Callable[..., Any], impl.function)
-    try:
-        result = function(**kwargs)
-    except PluginError:
-        raise  # a Registrar refusal already names the plugin
-    except Exception as exc:
-        detail = str(exc) if isinstance(exc, PloutosError) else f"{type(exc).__name__}: {exc}"
-        raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook}: {detail}") from exc
-    if hook.startswith("ploutos_register_") and result is not None:
-        raise PluginError(
-            f"plugin {impl.plugin_name!r}: {hook} returned {type(result).__name__}; "
-            f"registry hooks must call register(...) and return None"
-        )
-    return result

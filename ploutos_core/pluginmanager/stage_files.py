@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ploutos_core.config.stage import StageSpec
 from ploutos_core.hookspecs import hookimpl
 from ploutos_core.pluginmanager.registry import Registrar
-from ploutos_core.config.stage import StageSpec
 
 
 class StageFilePlugin:

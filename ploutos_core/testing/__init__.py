@@ -30,13 +30,13 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ploutos_core.agents.contract import Agent, Algorithm, TrainingMonitor, TrainingSetup
+from ploutos_core.config.stage import EnvSettings, Hyperparameters, Splits, StageSpec, stage_to_toml
 from ploutos_core.data.panel import DateRange, Panel
 from ploutos_core.data.source import DataRequest, DataSource
-from ploutos_core.data.stage_data import DataOptions, load_stage_panel
+from ploutos_core.data.stage_data import DataOptions
 from ploutos_core.data.validation import align
 from ploutos_core.env.base import EnvRequest, Split
 from ploutos_core.errors import DataError, ModelError, PloutosError, PluginError
-from ploutos_core.config.stage import EnvSettings, Hyperparameters, Splits, StageSpec, stage_to_toml
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
@@ -231,23 +231,21 @@ def check_stage(stage: StageSpec, registry: Registry | None = None, *,
 
 
 def _build_stage(stage: StageSpec, registry: Registry, options: DataOptions) -> StageCheck:
-    from ploutos_core.training.runner import CurriculumRunner, RunOptions
+    from ploutos_core.training.builder import build_env, prepare_stage
+    from ploutos_core.training.context import RunContext, RunOptions
 
-    data_source = registry.data_source(options.source)
     try:
-        panel = load_stage_panel(data_source, stage, options, through="validation")
+        run = RunContext(registry=registry, options=RunOptions(data=options, n_envs=1),
+                         echo=lambda _: None)
+        ctx = prepare_stage(run, stage)
         for split in ("train", "validation"):
-            panel.index_range(stage.splits.get(split), label=f"{split} split")
-        runner = CurriculumRunner(registry, RunOptions(data=options, device="cpu"),
-                                  echo=lambda _: None)
-        mask = runner.start_mask(stage, panel, data_source)
-        env = registry.env_builder(stage.env_builder).build(EnvRequest(
-            panel=panel, stage=stage, split="train", n_envs=1, start_mask=mask))
+            ctx.panel.index_range(stage.splits.get(split), label=f"{split} split")
+        env = build_env(ctx)
         env.reset()
     except PloutosError as exc:
         raise ContractError(f"stage {stage.name!r} cannot be set up with source "
                             f"{options.source!r}: {exc}") from exc
-    return StageCheck(stage, panel, mask, env)
+    return StageCheck(stage, ctx.panel, ctx.start_mask, env)
 
 
 # --- algorithms -------------------------------------------------------------------------

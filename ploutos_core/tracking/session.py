@@ -1,25 +1,14 @@
-"""Open the metric loggers of a stage and build its periodic validation evaluation."""
+"""Open the metric loggers of a stage run; a logger that fails is switched off, never fatal."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from ploutos_core.agents.contract import Agent
-from ploutos_core.runfiles.layout import RunLayout
-from ploutos_core.data.panel import Panel
-from ploutos_core.evaluation.evaluate import build_backtest_env, evaluate_agent
-from ploutos_core.tracking.contract import LoggerRun, MetricLogger
-from ploutos_core.agents.model_files import read_metadata
 from ploutos_core.pluginmanager.registry import Registry
+from ploutos_core.runfiles.layout import RunLayout
+from ploutos_core.tracking.contract import LoggerRun, MetricLogger
 from ploutos_core.training.records import StageRun
-from ploutos_core.training.monitor import PeriodicEvaluation
-
-if TYPE_CHECKING:
-    from ploutos_core.training.runner import CurriculumRunner
 
 #: always on: the JSON-lines record under reports/<stage>/metrics.jsonl.
 ALWAYS_ON = ("jsonl",)
@@ -79,13 +68,7 @@ def open_loggers(registry: Registry, requested: tuple[str, ...] | None, layout: 
     logger_run = LoggerRun(
         stage=stage, run_dir=layout.root, log_dir=layout.log_dir(stage),
         report_dir=layout.report_dir(stage),
-        config={"stage": stage, "position": run.position, "seed": run.seed,
-                "device": run.device, "timesteps": run.timesteps, "n_envs": run.n_envs,
-                "algorithm": run.algorithm, "tickers": list(run.stage.tickers),
-                "hyperparameters": attrs.asdict(run.hyperparameters),
-                "start_from": str(run.start_from) if run.start_from else None,
-                "resumed_from": str(run.resume_from) if run.resume_from else None,
-                "run_dir": str(layout.root)},
+        config=run.to_dict(),
         start_step=start_step,
         tags=(stage, f"seed-{run.seed}",
               f"from-{run.start_from.stem}" if run.start_from else "from-scratch"),
@@ -98,32 +81,3 @@ def open_loggers(registry: Registry, requested: tuple[str, ...] | None, layout: 
             warnings.warn(f"logger {name!r} could not start and is skipped: {exc}",
                           stacklevel=2)
     return opened
-
-
-def periodic_evaluator(runner: CurriculumRunner, run: StageRun, panel: Panel
-                       ) -> PeriodicEvaluation:
-    """Evaluate on validation every ``eval_freq`` steps; keep the best model as best.zip."""
-    env = build_backtest_env(runner.registry, run.stage, panel, "validation", runner.device)
-    best: dict[str, float] = {"sharpe": float("-inf")}
-    best_path = runner.layout.best_model(run.stage.name)
-    if run.resume_from is not None and best_path.exists():
-        # A resumed stage competes with the best model of the interrupted invocation.
-        best["sharpe"] = float(read_metadata(best_path).get("validation_sharpe", best["sharpe"]))
-
-    def evaluate(agent: Agent, num_timesteps: int) -> dict[str, Any]:
-        result = evaluate_agent(agent, runner.registry, run.stage, panel, "validation",
-                                model="periodic", env=env)
-        summary = result.agent.summary
-        if summary.sharpe > best["sharpe"]:
-            best["sharpe"] = summary.sharpe
-            agent.save(best_path, {"stage": run.stage.name, "validation_sharpe": summary.sharpe,
-                                   "hyperparameters": attrs.asdict(run.hyperparameters)})
-            if runner.manifest is not None:
-                runner.manifest.record_stage(run.stage.name, best_model=str(best_path),
-                                             best_validation_sharpe=summary.sharpe,
-                                             best_step=num_timesteps)
-        return {"eval/sharpe": summary.sharpe, "eval/portfolio_value": summary.final_value,
-                "eval/max_drawdown": summary.max_drawdown,
-                "eval/best_sharpe": best["sharpe"]}
-
-    return evaluate

@@ -22,6 +22,11 @@ class StopFlag:
         """Whether a stop was requested."""
         return self.signal_name is not None
 
+    @property
+    def exit_code(self) -> int:
+        """The exit code a shell reports for the signal: 143 for SIGTERM, else 130."""
+        return 143 if self.signal_name == "SIGTERM" else 130
+
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[StopFlag]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -41,6 +41,16 @@ class StageRun:
     algorithm: str
     start_from: Path | None = None
     resume_from: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record (for manifests, model files and loggers)."""
+        return {"stage": self.stage.name, "position": self.position, "seed": self.seed,
+                "device": self.device, "timesteps": self.timesteps, "n_envs": self.n_envs,
+                "algorithm": self.algorithm, "tickers": list(self.stage.tickers),
+                "hyperparameters": attrs.asdict(self.hyperparameters),
+                "start_from": str(self.start_from) if self.start_from else None,
+                "resumed_from": str(self.resume_from) if self.resume_from else None,
+                "run_dir": str(self.run_dir)}
 
 
 @attrs.frozen

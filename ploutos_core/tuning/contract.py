@@ -5,10 +5,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
 from ploutos_core.config.stage import TuningSpace
+
+#: the hyperparameters a tuner may change; nothing else is ever tuned.
+TUNED = ("learning_rate", "n_steps", "ent_coef")
 
 #: ``report(value, step)`` records an intermediate validation score; it returns
 #: ``True`` when the tuner wants the trial stopped (pruned).
@@ -84,3 +89,26 @@ class Tuner(abc.ABC):
 def default_storage(stage_dir: Path) -> str:
     """The SQLite URL beside a stage's checkpoints (``models/stageN/optuna.db``)."""
     return f"sqlite:///{(stage_dir / 'optuna.db').resolve()}"
+
+
+def redact_storage(storage: str) -> str:
+    """``storage`` with any password in a URL replaced by ``***``."""
+    if "://" not in storage:
+        return storage
+    parts = urlsplit(storage)
+    if parts.password is None:
+        return storage
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def format_params(params: Mapping[str, Any]) -> str:
+    """``learning_rate=1.2e-04 n_steps=256 ent_coef=3.1e-03``."""
+    shown = []
+    for key in sorted(params, key=lambda k: (TUNED.index(k) if k in TUNED else len(TUNED), k)):
+        value = params[key]
+        shown.append(f"{key}={value:.2e}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(shown)

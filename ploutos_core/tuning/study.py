@@ -3,9 +3,11 @@
 Each trial is a short training run of the stage with the trial's
 ``learning_rate``, ``n_steps`` and ``ent_coef`` (everything else, costs and the
 market included, is the stage's own), starting from the same weights the stage
-starts from. It reports the validation Sharpe at regular intervals so the tuner
-can prune it, and returns the final validation Sharpe. The panel ends with the
-validation split: the test split is never loaded while tuning (issue 5).
+starts from. Trials train on the train split without the stage's selection
+window and report their Sharpe on that window at regular intervals, so the tuner
+can prune them; the final Sharpe there is the trial's score. Validation is never
+the objective of a stage with a selection window (issue 11), and the test split
+is never loaded while tuning (issue 5).
 """
 
 from __future__ import annotations
@@ -17,23 +19,29 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
 from ploutos_core.agents.contract import Agent, TrainingMonitor
-from ploutos_core.runfiles.atomic import write_json
-from ploutos_core.errors import ConfigError, DataError, TrainingInterrupted
-from ploutos_core.training.interrupts import StopFlag, stop_on_signals
 from ploutos_core.config.stage import Hyperparameters, StageSpec
-from ploutos_core.tuning.contract import ReportFn, TrialPruned, TuningProblem, TuningResult, default_storage
+from ploutos_core.errors import ConfigError, DataError, TrainingInterrupted
+from ploutos_core.runfiles.atomic import write_json
+from ploutos_core.training.context import StageContext
+from ploutos_core.training.interrupts import StopFlag, stop_on_signals
+from ploutos_core.tuning.contract import (
+    TUNED,
+    ReportFn,
+    TrialPruned,
+    TuningProblem,
+    TuningResult,
+    default_storage,
+    format_params,
+    redact_storage,
+)
 
 if TYPE_CHECKING:
     from ploutos_core.data.panel import Panel
-    from ploutos_core.training.runner import CurriculumRunner
 
-#: the hyperparameters a tuner may change; nothing else is ever tuned.
-TUNED = ("learning_rate", "n_steps", "ent_coef")
 #: version of the ``optimized_params.json`` layout.
 PARAMS_FORMAT = 1
 #: validation Sharpe is clipped to this magnitude (a flat portfolio gives ±inf).
@@ -47,29 +55,6 @@ class TuningStopped(Exception):
 def default_study_name(stage: StageSpec) -> str:
     """The study name ``run --auto-optimize`` uses, and ``ploutos tune``'s default."""
     return f"ploutos-{stage.name}"
-
-
-def redact_storage(storage: str) -> str:
-    """``storage`` with any password in a URL replaced by ``***``."""
-    if "://" not in storage:
-        return storage
-    parts = urlsplit(storage)
-    if parts.password is None:
-        return storage
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def format_params(params: Mapping[str, Any]) -> str:
-    """``learning_rate=1.2e-04 n_steps=256 ent_coef=3.1e-03``."""
-    shown = []
-    for key in sorted(params, key=lambda k: (TUNED.index(k) if k in TUNED else len(TUNED), k)):
-        value = params[key]
-        shown.append(f"{key}={value:.2e}" if isinstance(value, float) else f"{key}={value}")
-    return " ".join(shown)
 
 
 def apply_params(hp: Hyperparameters, params: Mapping[str, Any]) -> Hyperparameters:
@@ -149,54 +134,44 @@ class _TrialMonitor(TrainingMonitor):
 
 
 class TrialObjective:
-    """``objective(params, report)`` of :class:`~ploutos_core.tuning.TuningProblem` for a stage.
+    """``objective(params, report)`` of :class:`~ploutos_core.tuning.contract.TuningProblem`
+    for a stage.
 
-    :param runner: supplies the registry, options, device and start mask.
-    :param stage: the stage being tuned.
-    :param panel: its prices through the validation split.
+    Trials train on the stage's training split without its selection window and are
+    scored on that window (validation only for a stage that has none, said once).
+
+    :param ctx: the stage, resolved for the run (data, algorithm, environments).
     :param start_from: weights every trial starts from (those the stage starts from).
     :param steps: training steps per trial.
-    :param n_envs: environments per trial.
     """
 
-    def __init__(self, runner: CurriculumRunner, stage: StageSpec, panel: Panel,
-                 start_from: Path | None, steps: int, n_envs: int) -> None:
-        from ploutos_core.evaluation.evaluate import build_backtest_env
+    def __init__(self, ctx: StageContext, start_from: Path | None, steps: int) -> None:
+        from ploutos_core.training.builder import build_env
+        from ploutos_core.training.selection import selection_split
 
-        self.runner = runner
-        self.stage = stage
-        self.panel = panel
+        self.ctx = ctx
         self.start_from = start_from
         self.steps = steps
-        self.n_envs = n_envs
         self.stop = StopFlag()
-        source = runner.registry.data_source(runner.options.data.source)
-        self.start_mask = runner.start_mask(stage, panel, source)
-        self.validation_env = build_backtest_env(runner.registry, stage, panel, "validation",
-                                                 runner.device)
+        self.split = selection_split(ctx)
+        self.selection_env = build_env(ctx, self.split, mode="backtest")  # type: ignore[arg-type]
 
     def __call__(self, params: Mapping[str, float | int], report: ReportFn) -> float:
-        """Train one trial; report validation Sharpe ``reports`` times; return the last.
+        """Train one trial; report the selection Sharpe ``reports`` times; return the last.
 
         :raises TrialPruned: when ``report`` asks for the trial to stop.
         :raises TuningStopped: on SIGINT/SIGTERM.
         """
-        from ploutos_core.agents.contract import TrainingSetup
-        from ploutos_core.env.base import EnvRequest
-        from ploutos_core.training.runner import fit_to_budget
+        from ploutos_core.training.builder import build_agent, build_env, fit_to_budget
 
         if self.stop.requested:
             raise TuningStopped(self.stop.signal_name)
-        runner, stage = self.runner, self.stage
-        hp = fit_to_budget(apply_params(stage.hyperparameters, params), self.steps, self.n_envs)
-        env = runner.registry.env_builder(stage.env_builder).build(EnvRequest(
-            panel=self.panel, stage=stage, split="train", n_envs=self.n_envs,
-            seed=runner.options.seed, start_mask=self.start_mask, device=runner.device))
+        ctx, stage = self.ctx, self.ctx.stage
+        hp = fit_to_budget(apply_params(stage.hyperparameters, params), self.steps, ctx.n_envs)
+        env = build_env(ctx)
         try:
-            agent = runner.algorithm_for(stage).build(env, TrainingSetup(
-                hyperparameters=hp, seed=runner.options.seed, device=runner.device))
-            if self.start_from is not None:
-                agent.transfer_from(self.start_from)
+            agent = build_agent(attrs.evolve(ctx, run=attrs.evolve(ctx.run, echo=_quiet)),
+                                env, hp, start_from=self.start_from)
             reports = stage.tuning.reports
             targets = [math.ceil(self.steps * k / reports) for k in range(1, reports)]
             monitor = _TrialMonitor(self, agent, report, targets)
@@ -207,57 +182,57 @@ class TrialObjective:
             raise TuningStopped(self.stop.signal_name)
         if monitor.pruned_at is not None:
             step, value = monitor.pruned_at
-            raise TrialPruned(f"validation Sharpe {value:.3f} at report {step} of {reports}")
+            raise TrialPruned(f"{self.split} Sharpe {value:.3f} at report {step} of {reports}")
         value = self.evaluate(agent)
         # The last report is the final score; the trial has finished, so it is not pruned.
         report(value, reports)
         return value
 
     def evaluate(self, agent: Agent) -> float:
-        """Validation Sharpe of ``agent`` (deterministic backtest of the validation split)."""
+        """Sharpe of ``agent`` on the selection window (a deterministic backtest)."""
         from ploutos_core.evaluation.evaluate import evaluate_agent
 
-        result = evaluate_agent(agent, self.runner.registry, self.stage, self.panel,
-                                "validation", model="tuning trial", env=self.validation_env)
+        ctx = self.ctx
+        result = evaluate_agent(agent, ctx.registry, ctx.stage, ctx.panel,
+                                self.split,  # type: ignore[arg-type]
+                                model="tuning trial", env=self.selection_env)
         return sharpe_value(result.agent.summary.sharpe)
+
+
+def _quiet(_: str) -> None:
+    """Trials do not print what the stage prints (transfers, resumes)."""
 
 
 # --- the study --------------------------------------------------------------------------
 
 
-def tune_stage(runner: CurriculumRunner, stage: StageSpec, panel: Panel,
-               start_from: Path | None, timesteps: int, n_envs: int) -> Hyperparameters:
-    """Tune ``stage`` (``--auto-optimize``) and return the hyperparameters it trains with.
+def tune_stage(ctx: StageContext, start_from: Path | None) -> Hyperparameters:
+    """Tune the stage (``--auto-optimize``) and return the hyperparameters it trains with.
 
     Reuses ``models/<stage>/optimized_params.json`` when its study already reached
     the trial budget; otherwise runs (or resumes, or joins) the study.
 
-    :param runner: the curriculum runner (registry, options, layout, echo, manifest).
-    :param stage: the stage.
-    :param panel: its prices through the validation split.
+    :param ctx: the stage, resolved for the run.
     :param start_from: the model the stage starts from, or ``None``.
-    :param timesteps: the stage's (scaled) step budget.
-    :param n_envs: environments of the stage.
     """
-    return run_study(runner, stage, panel, start_from, timesteps, n_envs,
-                     study_name=default_study_name(stage), sampler_seed=runner.options.seed)
+    return run_study(ctx, start_from, study_name=default_study_name(ctx.stage),
+                     sampler_seed=ctx.seed)
 
 
-def run_study(runner: CurriculumRunner, stage: StageSpec, panel: Panel,
-              start_from: Path | None, timesteps: int, n_envs: int, *, study_name: str,
+def run_study(ctx: StageContext, start_from: Path | None, *, study_name: str,
               sampler_seed: int) -> Hyperparameters:
     """:func:`tune_stage` with an explicit study name and sampler seed (``ploutos tune``).
 
     :raises TrainingInterrupted: on SIGINT/SIGTERM; the study keeps finished trials.
-    :raises DataError: when ``panel`` reaches into the test split.
+    :raises DataError: when the stage's prices reach into the test split.
     """
-    options = runner.options
-    tuner = runner.registry.tuner(options.tuner)
-    check_no_test_data(stage, panel)
+    options, stage, echo = ctx.options, ctx.stage, ctx.run.echo
+    tuner = ctx.registry.tuner(options.tuner)
+    check_no_test_data(stage, ctx.panel)
     budget = options.trials if options.trials is not None else stage.tuning.trials
     if budget < 1:
         raise ConfigError(f"--trials must be >= 1, got {budget}")
-    layout = runner.layout
+    layout = ctx.run.layout
     stage_dir = layout.stage_dir(stage.name)
     storage = options.storage or default_storage(stage_dir)
     path = layout.optimized_params(stage.name)
@@ -268,19 +243,19 @@ def run_study(runner: CurriculumRunner, stage: StageSpec, panel: Panel,
     saved = _reusable(path, stage, study_name, storage, budget)
     if saved is not None:
         hp = apply_params(stage.hyperparameters, saved["params"])
-        runner.echo(f"{stage.name}: the study {study_name!r} already ran its {budget} trials; "
-                    f"using {format_params(saved['params'])} from {path}")
-        _record(runner, stage, saved, path, reused=True)
+        echo(f"{stage.name}: the study {study_name!r} already ran its {budget} trials; "
+             f"using {format_params(saved['params'])} from {path}")
+        _record(ctx, saved, path, reused=True)
         return hp
-    steps = trial_timesteps(stage, timesteps, n_envs)
-    objective = TrialObjective(runner, stage, panel, start_from, steps, n_envs)
-    runner.echo(f"{stage.name}: tuning {', '.join(TUNED)} with {tuner.name}: {budget} trials "
-                f"of {steps:,} steps, study {study_name!r} in {redact_storage(storage)}"
-                + (f", from {start_from}" if start_from else ""))
+    steps = trial_timesteps(stage, ctx.timesteps, ctx.n_envs)
+    objective = TrialObjective(ctx, start_from, steps)
+    echo(f"{stage.name}: tuning {', '.join(TUNED)} with {tuner.name}: {budget} trials "
+         f"of {steps:,} steps scored on {objective.split}, study {study_name!r} in "
+         f"{redact_storage(storage)}" + (f", from {start_from}" if start_from else ""))
     problem = TuningProblem(stage_name=stage.name, space=stage.tuning, objective=objective,
                             storage=storage, study_name=study_name, n_trials=budget,
                             seed=sampler_seed,
-                            on_trial=lambda line: runner.echo(f"{stage.name}: {line}"))
+                            on_trial=lambda line: echo(f"{stage.name}: {line}"))
     started = time.monotonic()
     stage_dir.mkdir(parents=True, exist_ok=True)
     resume = (f"the study keeps its finished trials in {redact_storage(storage)}; run the same "
@@ -290,27 +265,31 @@ def run_study(runner: CurriculumRunner, stage: StageSpec, panel: Panel,
             objective.stop = stop
             result = tuner.tune(problem)
     except TuningStopped as exc:
-        raise TrainingInterrupted(f"{stage.name}: tuning stopped by {exc}; {resume}") from exc
+        raise TrainingInterrupted(f"{stage.name}: tuning stopped by {exc}; {resume}",
+                                  exit_code=objective.stop.exit_code) from exc
     except KeyboardInterrupt as exc:
         raise TrainingInterrupted(f"{stage.name}: tuning interrupted; {resume}") from exc
-    record = _params_record(stage, tuner.name, result, budget, steps, start_from, sampler_seed)
+    record = _params_record(stage, tuner.name, result, budget, steps, start_from, sampler_seed,
+                            objective.split)
     write_json(path, record)
-    _record(runner, stage, record, path, reused=False)
-    runner.echo(f"{stage.name}: tuned in {time.monotonic() - started:.0f}s: best validation "
-                f"Sharpe {result.best_value:.3f} with {format_params(result.best_params)} "
-                f"({result.trials_completed} trials completed, {result.trials_pruned} pruned, "
-                f"budget {budget}); saved to {path}")
+    _record(ctx, record, path, reused=False)
+    echo(f"{stage.name}: tuned in {time.monotonic() - started:.0f}s: best {objective.split} "
+         f"Sharpe {result.best_value:.3f} with {format_params(result.best_params)} "
+         f"({result.trials_completed} trials completed, {result.trials_pruned} pruned, "
+         f"budget {budget}); saved to {path}")
     return apply_params(stage.hyperparameters, result.best_params)
 
 
 def _params_record(stage: StageSpec, tuner: str, result: TuningResult, budget: int,
-                   steps: int, start_from: Path | None, sampler_seed: int) -> dict[str, Any]:
+                   steps: int, start_from: Path | None, sampler_seed: int, split: str
+                   ) -> dict[str, Any]:
     hp = apply_params(stage.hyperparameters, result.best_params)
     return {
         "format": PARAMS_FORMAT,
         "stage": stage.name,
         "tuner": tuner,
-        "objective": "validation Sharpe",
+        "objective": f"{split} Sharpe",
+        "selection_split": split,
         "params": {key: result.best_params[key] for key in TUNED if key in result.best_params},
         "best_value": result.best_value,
         "trials_completed": result.trials_completed,
@@ -342,14 +321,11 @@ def _reusable(path: Path, stage: StageSpec, study_name: str, storage: str, budge
     return saved if same and finished >= budget else None
 
 
-def _record(runner: CurriculumRunner, stage: StageSpec, record: Mapping[str, Any], path: Path,
-            reused: bool) -> None:
+def _record(ctx: StageContext, record: Mapping[str, Any], path: Path, reused: bool) -> None:
     """Say in the run manifest which parameters the tuner chose and where they came from."""
-    if runner.manifest is None:
-        return
-    runner.manifest.record_stage(
-        stage.name, tuned_params=dict(record["params"]),
+    ctx.run.record_stage(
+        ctx.stage.name, tuned_params=dict(record["params"]),
         tuning={"file": str(path), "reused": reused,
                 **{key: record.get(key) for key in (
                     "tuner", "best_value", "trials_completed", "trials_pruned",
-                    "trials_budget", "study_name", "storage")}})
+                    "trials_budget", "study_name", "storage", "selection_split")}})

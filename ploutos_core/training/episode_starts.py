@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from ploutos_core.config.stage import StageSpec
 from ploutos_core.data.loading import load_panel
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.source import DataSource
@@ -12,7 +13,6 @@ from ploutos_core.data.stage_data import DataOptions, stage_request
 from ploutos_core.env.day_filters import DayFilterContext
 from ploutos_core.errors import DataError, PloutosError, PluginError
 from ploutos_core.pluginmanager.registry import Registry
-from ploutos_core.config.stage import StageSpec
 
 
 def episode_start_mask(registry: Registry, stage: StageSpec, panel: Panel, source: DataSource,

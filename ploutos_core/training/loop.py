@@ -1,0 +1,72 @@
+"""Train one agent to its step budget: checkpoints, loggers, progress bar, periodic
+evaluation and a polite stop on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ploutos_core.agents.contract import Agent
+from ploutos_core.errors import TrainingInterrupted
+from ploutos_core.tracking.session import open_loggers
+from ploutos_core.training.context import StageContext
+from ploutos_core.training.interrupts import stop_on_signals
+from ploutos_core.training.monitor import StageMonitor
+from ploutos_core.training.records import Checkpoint, StageRun
+from ploutos_core.training.selection import periodic_evaluator
+
+
+def model_metadata(run: StageRun) -> dict[str, Any]:
+    """What every checkpoint of the stage records in its ``ploutos.json``."""
+    record = run.to_dict()
+    return {"stage": record["stage"], "tickers": record["tickers"],
+            "target_timesteps": run.timesteps, "n_envs": run.n_envs, "seed": run.seed,
+            "hyperparameters": record["hyperparameters"], "start_from": record["start_from"],
+            "benchmark": run.stage.benchmark}
+
+
+def train_agent(ctx: StageContext, agent: Agent, run: StageRun) -> StageMonitor:
+    """Train ``agent`` to ``run.timesteps`` with checkpoints and a progress bar.
+
+    :raises TrainingInterrupted: on a signal, after writing a checkpoint.
+    """
+    from tqdm import tqdm
+
+    options, layout = ctx.options, ctx.run.layout
+    name = run.stage.name
+    every = options.checkpoint_freq or max(1, run.timesteps // options.checkpoints)
+    loggers = open_loggers(ctx.registry, options.loggers, layout, run,
+                           start_step=agent.num_timesteps)
+    progress = tqdm(total=run.timesteps, initial=agent.num_timesteps, unit="step",
+                    unit_scale=True, desc=name, dynamic_ncols=True,
+                    disable=not options.progress, mininterval=0.5)
+    metadata = model_metadata(run)
+    try:
+        with stop_on_signals() as stop:
+            monitor = StageMonitor(
+                agent=agent,
+                checkpoint_path=lambda steps: layout.checkpoint(name, steps),
+                checkpoint_every=every,
+                save=lambda a, path: a.save(path, metadata),
+                on_checkpoint=lambda path, steps: ctx.run.call_event(
+                    "ploutos_on_checkpoint", run=run,
+                    checkpoint=Checkpoint(path=path, num_timesteps=steps)),
+                loggers=loggers,
+                stop=stop,
+                progress=progress,
+                evaluate=periodic_evaluator(ctx, run) if options.eval_freq else None,
+                evaluate_every=options.eval_freq,
+            )
+            agent.learn(run.timesteps, monitor)
+    finally:
+        progress.close()
+        for logger in loggers:
+            logger.close()
+    if stop.requested:
+        path = monitor.checkpoint(agent.num_timesteps)
+        raise TrainingInterrupted(
+            f"{name}: stopped by {stop.signal_name} at step {agent.num_timesteps:,}; "
+            f"checkpoint saved to {path}; continue with the same command and --resume",
+            exit_code=stop.exit_code)
+    ctx.run.echo(f"{name}: trained {agent.num_timesteps:,} steps at "
+                 f"{monitor.steps_per_second:,.0f} steps/s")
+    return monitor
