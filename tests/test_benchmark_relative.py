@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from ploutos_core.config.stage import EnvSettings, Gate
-from ploutos_core.env.actions import ActionMap, apply_turnover_rule, benchmark_weights
+from ploutos_core.env.actions import (
+    ActionMap,
+    apply_turnover_rule,
+    benchmark_weights,
+    smooth_target,
+)
 from ploutos_core.env.portfolio import MarketArrays, PortfolioVecEnv
 from ploutos_core.evaluation.backtest import (
     Backtest,
@@ -56,10 +61,25 @@ def test_inside_the_no_trade_band_nothing_trades() -> None:
     np.testing.assert_array_equal(traded[1], target[1])  # turnover 0.2 > 0.05: trade
 
 
-def test_partial_rebalancing_moves_a_fraction_of_the_way() -> None:
-    traded = apply_turnover_rule(np.array([[0.0, 0.0, 1.0]]), np.array([[0.5, 0.5, 0.0]]),
-                                 EnvSettings(rebalance_rate=0.25))
-    np.testing.assert_allclose(traded, [[0.125, 0.125, 0.75]])
+def test_target_smoothing_is_an_exponential_moving_average() -> None:
+    settings = EnvSettings(target_smoothing=0.75)
+    smoothed = smooth_target(np.array([[0.5, 0.5, 0.0]]), np.array([[1.0, 0.0, 0.0]]), settings)
+    np.testing.assert_allclose(smoothed, [[0.625, 0.375, 0.0]])
+    assert smooth_target(smoothed, np.array([[1.0, 0.0, 0.0]]), EnvSettings()).tolist() == \
+        [[1.0, 0.0, 0.0]]  # no smoothing: the target itself
+
+
+def test_smoothing_starts_at_the_benchmark_so_day_one_buys_it() -> None:
+    settings = EnvSettings(action="tilt", target_smoothing=0.9, episode_length=20)
+    env = PortfolioVecEnv(_market(), 1, settings, cost_rate=0.001, mode="backtest")
+    env.reset()
+    _, _, _, infos = env.step(np.array([[1.0, -1.0, 0.0, 0.0]], dtype=np.float32))
+    # One day of a strong tilt moves the benchmark a tenth of the way toward it.
+    expected = 0.9 * np.array([1 / 3, 1 / 3, 1 / 3, 0.0]) + 0.1 * \
+        ActionMap.for_stage(settings, "equal_weight", 3).target_weights(
+            np.array([[1.0, -1.0, 0.0, 0.0]]))[0]
+    np.testing.assert_allclose(infos[0]["weights"], expected)
+    assert infos[0]["turnover"] == pytest.approx(1.0)  # fully invested from cash on day one
 
 
 def _market(n_days: int = 300, n_assets: int = 3, seed: int = 0) -> MarketArrays:
@@ -70,7 +90,8 @@ def _market(n_days: int = 300, n_assets: int = 3, seed: int = 0) -> MarketArrays
                         dates=np.arange(n_days).astype("datetime64[D]"))
 
 
-@pytest.mark.parametrize("rule", [{}, {"no_trade_band": 0.03}, {"rebalance_rate": 0.3}])
+@pytest.mark.parametrize("rule", [{}, {"no_trade_band": 0.03}, {"target_smoothing": 0.8},
+                                  {"no_trade_band": 0.02, "target_smoothing": 0.9}])
 def test_relative_reward_of_the_benchmark_policy_is_zero_every_day(rule: dict) -> None:  # type: ignore[type-arg]
     settings = EnvSettings(action="tilt", reward="relative_log_return", episode_length=50,
                            **rule)

@@ -72,7 +72,11 @@ def test_validation_report_written_by_the_runner(trained) -> None:
     assert agent["n_days"] == report["baselines"][0]["n_days"]
     assert set(report["comparison"]) == {"best_baseline", "sharpe_minus_best_baseline",
                                          "probabilistic_sharpe_vs_best_baseline",
-                                         "bootstrap_p_value"}
+                                         "bootstrap_p_value", "benchmark",
+                                         "sharpe_minus_benchmark", "trials",
+                                         "deflated_sharpe_ratio"}
+    assert report["comparison"]["benchmark"] == "equal_weight_rebalanced"
+    assert report["comparison"]["trials"] == 1
     training = report["training"]
     assert training["algorithm"] == "ppo" and training["tuned"] is False
     assert training["hyperparameters"]["n_steps"] == 32 and training["num_timesteps"] == 256
@@ -135,5 +139,35 @@ def test_evaluate_bad_inputs_are_one_line(run_cli, trained, tmp_path: Path) -> N
     missing = run_cli("evaluate", str(tmp_path / "nothing"), "--stage", "tiny2", "--stage-file",
                       str(stage_file), "--source", "synthetic")
     assert missing.code == 1 and "no model file at" in missing.err
-    usage = run_cli("evaluate", model, "--stage-file", str(stage_file))
-    assert usage.code == 2 and "Missing option '--stage'" in usage.err
+    # Without --stage, the stage the model file records (issue 14).
+    recorded = run_cli("evaluate", model, "--stage-file", str(stage_file), "--source",
+                       "synthetic", "--out", str(tmp_path / "eval"))
+    assert recorded.code == 0, recorded
+    assert (tmp_path / "eval" / "reports" / "tiny2" / "validation.json").exists()
+
+
+def test_daily_csv_recomputes_sharpe_and_drawdown_with_pandas(trained) -> None:
+    """Issue 11: every figure of a report can be recomputed from the daily series."""
+    import pandas as pd
+
+    _, out = trained
+    report = json.loads((out / "reports" / "tiny2" / "validation.json").read_text())
+    daily = pd.read_csv(out / "reports" / "tiny2" / "validation_daily.csv",
+                        parse_dates=["date", "next_date"])
+    strategies = [report["agent"], *report["baselines"]]
+    assert list(daily["strategy"].unique()) == [s["name"] for s in strategies]
+    weights = [c for c in daily.columns if c.startswith("weight_")]
+    assert weights == ["weight_AAA", "weight_BBB", "weight_CCC", "weight_cash"]
+    for expected in strategies:
+        rows = daily[daily["strategy"] == expected["name"]]
+        assert len(rows) == expected["n_days"]
+        np.testing.assert_allclose(rows[weights].sum(axis=1), 1.0, atol=1e-9)
+        returns = rows["net_return"]
+        sharpe = returns.mean() / returns.std(ddof=1) * np.sqrt(252) if returns.std() else 0.0
+        equity = pd.concat([pd.Series([1.0]), (1 + returns).cumprod()])
+        drawdown = (1 - equity / equity.cummax()).max()
+        assert sharpe == pytest.approx(expected["sharpe"], rel=1e-6, abs=1e-9)
+        assert drawdown == pytest.approx(expected["max_drawdown"], rel=1e-6, abs=1e-9)
+        assert rows["equity"].iloc[-1] == pytest.approx(expected["final_value"], rel=1e-9)
+        assert rows["turnover"].mean() == pytest.approx(expected["average_daily_turnover"])
+    assert (daily["next_date"] > daily["date"]).all()

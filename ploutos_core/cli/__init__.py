@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import click
 
 from ploutos_core.errors import PloutosError, TrainingInterrupted
+from ploutos_core.pluginmanager.hookcalls import describe_plugin, plugin_of_exception
 from ploutos_core.pluginmanager.manager import PloutosPluginManager
 
 __all__ = ["main"]
@@ -50,6 +51,11 @@ def main(argv: Sequence[str] | None = None, *, pm: PloutosPluginManager | None =
     except Exception as exc:
         if app.debug:
             raise
+        plugin = plugin_of_exception(app.pm, exc) if app.has_pm else None
+        if plugin is not None:
+            return _fail(f"{describe_plugin(app.pm, plugin)} failed: {type(exc).__name__}: "
+                         f"{exc} (rerun with --debug for the traceback and report it to the "
+                         f"plugin's authors)")
         return _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
                      f"traceback and please report it)")
     return 0

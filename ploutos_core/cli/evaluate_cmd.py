@@ -18,6 +18,7 @@ from ploutos_core.cli.options import (
     split_list,
     stage_file_option,
 )
+from ploutos_core.config.stage import StageSpec
 from ploutos_core.data.stage_data import load_stage_panel
 from ploutos_core.env.base import Split
 from ploutos_core.errors import ConfigError
@@ -28,6 +29,7 @@ from ploutos_core.evaluation.evaluate import (
     with_cost_multiplier,
 )
 from ploutos_core.evaluation.report import format_table, write_reports
+from ploutos_core.pluginmanager.registry import Registry
 from ploutos_core.runfiles.layout import RunLayout
 
 
@@ -45,10 +47,29 @@ def parse_multipliers(value: str) -> list[float]:
     return multipliers
 
 
+SCRATCH_SUFFIX = "_scratch"
+
+
+def model_stage(registry: Registry, name: str | None, metadata: dict[str, Any], path: Path
+                ) -> StageSpec:
+    """The stage to evaluate on: ``--stage``, else the one the model file records (a
+    ``ploutos compare`` scratch model, ``<stage>_scratch``, is evaluated on ``<stage>``).
+
+    :raises ConfigError: when neither names a stage.
+    """
+    name = name or metadata.get("stage")
+    if not name:
+        raise ConfigError(f"{path} does not record its stage; pass --stage NAME")
+    if name.endswith(SCRATCH_SUFFIX) and name not in registry.all("stages"):
+        name = name.removesuffix(SCRATCH_SUFFIX)
+    return registry.stage(name)
+
+
 @click.command("evaluate")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--stage", "stage_name", required=True,
-              help="Stage whose tickers, splits and costs define the backtest.")
+@click.option("--stage", "stage_name",
+              help="Stage whose tickers, splits and costs define the backtest (default: the "
+                   "stage the model file records).")
 @click.option("--split", type=click.Choice(["validation", "test", "train"]), default="validation",
               show_default=True, help="train is reported as in-sample, never as a result.")
 @click.option("--cost-multiplier", default="1", show_default=True,
@@ -57,6 +78,10 @@ def parse_multipliers(value: str) -> list[float]:
               help="Annual risk-free rate for Sharpe and Sortino.")
 @click.option("--algorithm", help="Algorithm the model was trained with (default: from the "
                                   "model file).")
+@click.option("--trials", type=click.IntRange(min=1),
+              help="Configurations looked at before choosing this model, for the deflated "
+                   "Sharpe ratio (default: what the model file records — a tuned model its "
+                   "study's trials — else 1).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("."), show_default=True, help="Reports go to OUT/reports/<stage>/.")
 @data_options
@@ -64,20 +89,20 @@ def parse_multipliers(value: str) -> list[float]:
 @device_option
 @stage_file_option
 @pass_app
-def evaluate_command(app: AppContext, /, model: Path, stage_name: str, split: Split,
+def evaluate_command(app: AppContext, /, model: Path, stage_name: str | None, split: Split,
                      cost_multiplier: str, risk_free_rate: float, algorithm: str | None,
-                     out_dir: Path, seed: int, device: str, stage_files: tuple[str, ...],
-                     **data: Any) -> None:
+                     trials: int | None, out_dir: Path, seed: int, device: str,
+                     stage_files: tuple[str, ...], **data: Any) -> None:
     """Backtest MODEL deterministically on a split, with baselines on the same days and costs.
 
     Writes reports/<stage>/<split>.json, .md and .png (with a _costNx suffix for
     multipliers other than 1).
     """
     registry = app.registry(stage_files)
-    stage = registry.stage(stage_name)
     multipliers = parse_multipliers(cost_multiplier)
     path = resolve_model_path(model)
     metadata = read_metadata(path)
+    stage = model_stage(registry, stage_name, metadata, path)
     options = make_data_options(data["source"], data["data_dir"], data["cache_dir"],
                                 data["refresh"], seed)
     panel = load_stage_panel(registry.data_source(options.source), stage, options, through=split)
@@ -91,10 +116,13 @@ def evaluate_command(app: AppContext, /, model: Path, stage_name: str, split: Sp
             agent = load_for_evaluation(registry, path, stage, env, seed=seed,
                                         device=resolved_device, algorithm=algorithm)
         result = evaluate_agent(agent, registry, costed, panel, split, model=str(path),
-                                risk_free_rate=risk_free_rate, env=env)
+                                risk_free_rate=risk_free_rate, env=env,
+                                trials=trials or int(metadata.get("selection_trials") or 1))
         stem = split if multiplier == 1 else f"{split}_cost{multiplier:g}x"
         training = {key: metadata.get(key) for key in ("algorithm", "num_timesteps", "n_envs",
-                                                       "seed", "hyperparameters", "start_from")}
+                                                       "seed", "hyperparameters", "start_from",
+                                                       "selection_trials")}
         files = write_reports(result, layout.report_dir(stage.name), stem, training=training)
         click.echo(format_table(result))
-        click.echo(f"wrote {files.json}, {files.markdown.name}, {files.plot.name}\n")
+        click.echo(f"wrote {files.json}, {files.markdown.name}, {files.plot.name}, "
+                   f"{files.daily.name}\n")

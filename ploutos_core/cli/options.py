@@ -31,8 +31,9 @@ data_options = _compose(
     click.option("--source", default="yfinance", show_default=True,
                  help="Data source plugin: yfinance, csv, synthetic, or one a plugin adds."),
     click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-                 help="Directory of TICKER.csv files for --source csv "
-                      "(default: $PLOUTOS_DATA_DIR)."),
+                 envvar="PLOUTOS_DATA_DIR", show_envvar=True,
+                 help="Directory of data files for file sources such as --source csv; "
+                      "every data source receives it in its request."),
     click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
                  default=Path("data_cache"), show_default=True,
                  help="Download cache of the yfinance source."),

@@ -177,6 +177,11 @@ class Splits:
         return "selection" if self.selection is not None else "validation"
 
 
+def _below_one(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0 <= value < 1:
+        raise FieldValueError(attribute.name, f"must be in [0, 1), got {value}")
+
+
 def _fraction(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not 0 <= value <= 1:
         raise FieldValueError(attribute.name, f"must be in [0, 1], got {value}")
@@ -202,8 +207,9 @@ class EnvSettings:
     :param max_cash: ``tilt`` only: the share of the portfolio a full cash action holds in cash.
     :param no_trade_band: turnover rule: no trade at all when the turnover needed to reach
         the target is at most this (a fraction of the portfolio, e.g. 0.05).
-    :param rebalance_rate: turnover rule: the fraction of the way to the target traded
-        each day (1: all the way; 0.25: a quarter of the gap, smoothing the target).
+    :param target_smoothing: turnover rule: the target traded to is an exponential moving
+        average of the policy's targets, ``s = smoothing × s + (1 − smoothing) × target``,
+        starting at the benchmark (0: no smoothing; 0.9: about a ten-day memory).
     :param turnover_penalty: training only: subtracted from the reward per unit of
         turnover, on top of the transaction cost the accounting charges.
     :param warmup_days: history before a split used to compute causal features.
@@ -219,7 +225,7 @@ class EnvSettings:
     tilt_scale: float = attrs.field(default=1.0, validator=_positive)
     max_cash: float = attrs.field(default=1.0, validator=_fraction)
     no_trade_band: float = attrs.field(default=0.0, validator=_fraction)
-    rebalance_rate: float = attrs.field(default=1.0, validator=_unit_interval)
+    target_smoothing: float = attrs.field(default=0.0, validator=_below_one)
     turnover_penalty: float = attrs.field(default=0.0, validator=_non_negative)
     warmup_days: int = attrs.field(default=252, validator=_non_negative)
     day_filter: str | None = None

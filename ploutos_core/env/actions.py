@@ -64,19 +64,27 @@ class ActionMap:
         return np.zeros(self.benchmark.shape[0], dtype=np.float32)
 
 
-def apply_turnover_rule(drifted: Array, target: Array, settings: EnvSettings) -> Array:
-    """The weights actually traded to, given the drifted weights and the target.
+def smooth_target(previous: Array, target: Array, settings: EnvSettings) -> Array:
+    """The next smoothed target: ``smoothing × previous + (1 − smoothing) × target``.
 
-    Moves ``rebalance_rate`` of the way from ``drifted`` to ``target``; when the
-    turnover that move needs is at most ``no_trade_band``, nothing trades.
+    :param previous: ``(n, n_assets + 1)`` the smoothed target of the day before (the
+        benchmark on an episode's first day).
+    :param target: ``(n, n_assets + 1)`` today's target of the policy.
+    """
+    smoothing = settings.target_smoothing
+    return target if smoothing <= 0.0 else smoothing * previous + (1.0 - smoothing) * target
+
+
+def apply_turnover_rule(drifted: Array, target: Array, settings: EnvSettings) -> Array:
+    """The weights actually traded to: ``target``, unless the turnover needed to reach it
+    is at most ``no_trade_band``; then nothing trades.
 
     :param drifted: ``(n, n_assets + 1)`` weights before trading.
-    :param target: ``(n, n_assets + 1)`` target weights.
-    :param settings: the stage's ``no_trade_band`` and ``rebalance_rate``.
+    :param target: ``(n, n_assets + 1)`` (smoothed) target weights.
+    :param settings: the stage's ``no_trade_band``.
     """
-    rate, band = settings.rebalance_rate, settings.no_trade_band
-    proposed = target if rate >= 1.0 else drifted + rate * (target - drifted)
+    band = settings.no_trade_band
     if band <= 0.0:
-        return proposed
-    turnover = np.abs(proposed[..., :-1] - drifted[..., :-1]).sum(axis=-1)
-    return np.where((turnover > band)[..., None], proposed, drifted)
+        return target
+    turnover = np.abs(target[..., :-1] - drifted[..., :-1]).sum(axis=-1)
+    return np.where((turnover > band)[..., None], target, drifted)

@@ -27,7 +27,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvS
 from ploutos_core.config.stage import EnvSettings, StageSpec
 from ploutos_core.data.panel import Panel
 from ploutos_core.env.accounting import rebalance_and_hold
-from ploutos_core.env.actions import ActionMap, apply_turnover_rule
+from ploutos_core.env.actions import ActionMap, apply_turnover_rule, smooth_target
 from ploutos_core.env.base import EnvRequest
 from ploutos_core.env.features import compute_features, window_features
 from ploutos_core.errors import DataError
@@ -142,6 +142,7 @@ class PortfolioVecEnv(VecEnv):
         self._age = np.zeros(n_envs, dtype=np.int64)
         self._weights = np.zeros((n_envs, n_assets + 1))
         self._benchmark_weights = np.zeros((n_envs, n_assets + 1))
+        self._smoothed = np.zeros((n_envs, n_assets + 1))
         self._value = np.ones(n_envs)
         self._episode_reward = np.zeros(n_envs)
         self._log_growth_sum = np.zeros(n_envs)
@@ -185,7 +186,8 @@ class PortfolioVecEnv(VecEnv):
         """Rebalance, hold one day, compute rewards; reset finished environments."""
         settings = self.settings
         target = self.action_map.target_weights(self._actions)
-        traded = apply_turnover_rule(self._weights, target, settings)
+        self._smoothed = smooth_target(self._smoothed, target, settings)
+        traded = apply_turnover_rule(self._weights, self._smoothed, settings)
         day = self._day
         growth = self.market.growth[day]
         outcome = rebalance_and_hold(self._weights, traded, growth, self.cost_rate)
@@ -209,7 +211,7 @@ class PortfolioVecEnv(VecEnv):
         if self.mode == "backtest":
             infos = [{"net_return": float(outcome.net_growth[i] - 1.0),
                       "turnover": float(outcome.turnover[i]), "cost": float(outcome.cost[i]),
-                      "weights": traded[i].copy(), "target": target[i].copy(),
+                      "weights": traded[i].copy(), "target": self._smoothed[i].copy(),
                       "day": int(day[i])}
                      for i in range(self.num_envs)]
         else:
@@ -224,8 +226,9 @@ class PortfolioVecEnv(VecEnv):
     def _benchmark_log_growth(self, growth: NDArray[np.float64]) -> NDArray[np.float64]:
         """Step the benchmark portfolio of every environment; its log growth net of costs.
 
-        It follows the same turnover rule and costs as the agent, so an agent that
-        holds the neutral action earns exactly the benchmark: a relative reward of 0.
+        It follows the same turnover rule and costs as the agent (its smoothed target is
+        the benchmark itself), so an agent that holds the neutral action earns exactly
+        the benchmark: a relative reward of 0.
         """
         target = np.broadcast_to(self.action_map.benchmark, self._benchmark_weights.shape)
         traded = apply_turnover_rule(self._benchmark_weights, target, self.settings)
@@ -263,6 +266,7 @@ class PortfolioVecEnv(VecEnv):
         self._weights[mask] = 0.0
         self._weights[mask, -1] = 1.0
         self._benchmark_weights[mask] = self._weights[mask]
+        self._smoothed[mask] = self.action_map.benchmark
         self._value[mask] = 1.0
         self._episode_reward[mask] = 0.0
         self._log_growth_sum[mask] = 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -17,10 +17,14 @@ from ploutos_core.errors import PluginError
 from ploutos_core.evaluation.metrics import (
     PerformanceSummary,
     bootstrap_sharpe_difference_pvalue,
+    deflated_sharpe_ratio,
     probabilistic_sharpe_ratio,
     summarize,
 )
 from ploutos_core.runfiles.atomic import json_number
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @attrs.frozen(eq=False)
@@ -33,6 +37,8 @@ class Backtest:
     :param turnover: traded fraction of the portfolio each day.
     :param costs: costs paid each day, as a fraction of the portfolio value.
     :param summary: performance statistics of ``returns``.
+    :param weights: ``(n_days, n_assets + 1)`` weights held after each day's trade (cash
+        last), or ``None`` when the environment did not report them.
     """
 
     name: str
@@ -41,14 +47,21 @@ class Backtest:
     turnover: NDArray[np.float64]
     costs: NDArray[np.float64]
     summary: PerformanceSummary
+    weights: NDArray[np.float64] | None = None
 
     @classmethod
     def from_arrays(cls, name: str, days: NDArray[np.int64], returns: NDArray[np.float64],
                     turnover: NDArray[np.float64], costs: NDArray[np.float64],
-                    risk_free_rate: float = 0.0) -> Backtest:
+                    risk_free_rate: float = 0.0,
+                    weights: NDArray[np.float64] | None = None) -> Backtest:
         """Build a backtest and compute its summary."""
         return cls(name=name, days=days, returns=returns, turnover=turnover, costs=costs,
-                   summary=summarize(returns, risk_free_rate=risk_free_rate))
+                   summary=summarize(returns, risk_free_rate=risk_free_rate), weights=weights)
+
+    @property
+    def equity(self) -> NDArray[np.float64]:
+        """Portfolio value after each day's return, starting from 1."""
+        return np.cumprod(1.0 + self.returns, dtype=np.float64)
 
     @property
     def average_turnover(self) -> float:
@@ -79,7 +92,7 @@ def run_agent_backtest(agent: Agent, env: Any, risk_free_rate: float = 0.0) -> B
     """
     observation = env.reset()
     agent.reset_state()  # a recurrent policy must not carry memory into a new episode
-    days, returns, turnover, costs = [], [], [], []
+    days, returns, turnover, costs, weights = [], [], [], [], []
     while True:
         action = agent.predict(observation, deterministic=True)
         observation, _, dones, infos = env.step(action)
@@ -89,14 +102,16 @@ def run_agent_backtest(agent: Agent, env: Any, risk_free_rate: float = 0.0) -> B
             returns.append(float(info["net_return"]))
             turnover.append(float(info["turnover"]))
             costs.append(float(info["cost"]))
+            weights.append(np.asarray(info.get("weights", ()), dtype=np.float64))
         except KeyError as exc:
             raise PluginError(
                 f"the environment's backtest info lacks {exc}; env builders must report "
                 f"net_return, turnover, cost and day in backtest mode") from exc
         if dones[0]:
             break
+    held = np.stack(weights) if weights and all(w.size for w in weights) else None
     return Backtest.from_arrays("agent", np.array(days), np.array(returns), np.array(turnover),
-                                np.array(costs), risk_free_rate)
+                                np.array(costs), risk_free_rate, weights=held)
 
 
 #: trailing windows of the volatility-targeted baseline: realised volatility, and its target.
@@ -166,15 +181,16 @@ def baseline_backtests(close: NDArray[np.float64], tickers: tuple[str, ...],
     for name, target, rebalance in plans:
         targets = np.broadcast_to(target, (len(days), n_assets + 1))
         weights = np.eye(n_assets + 1)[-1]
-        rows = []
+        rows, held = [], []
         for day in range(len(days)):
             chosen = targets[day] if (rebalance or day == 0) else weights
             step = rebalance_and_hold(weights, chosen, growth[day], cost_rate)
             rows.append((float(step.net_growth) - 1.0, float(step.turnover), float(step.cost)))
+            held.append(chosen)
             weights = step.weights
         values = np.array(rows)
         results.append(Backtest.from_arrays(name, days, values[:, 0], values[:, 1], values[:, 2],
-                                            risk_free_rate))
+                                            risk_free_rate, weights=np.array(held)))
     return results
 
 
@@ -192,6 +208,8 @@ class EvaluationResult:
     :param baselines: baselines on the same days and costs.
     :param dates: calendar date of each decision day, and the final day.
     :param tickers: the assets traded, in the order of the agent's weights.
+    :param trials: configurations looked at before this model was chosen (for the
+        deflated Sharpe ratio; a tuned model records its study's trial count).
     """
 
     stage: str
@@ -204,6 +222,7 @@ class EvaluationResult:
     baselines: tuple[Backtest, ...]
     dates: NDArray[np.datetime64]
     tickers: tuple[str, ...] = ()
+    trials: int = 1
 
     @property
     def best_baseline(self) -> Backtest:
@@ -242,6 +261,16 @@ class EvaluationResult:
             return None
 
     @property
+    def deflated_sharpe(self) -> float:
+        """Deflated Sharpe ratio of the agent given :attr:`trials` (Bailey & López de Prado,
+        2014): the probability that its Sharpe ratio beats what the best of that many
+        configurations without skill would show."""
+        try:
+            return deflated_sharpe_ratio(self.agent.returns, self.trials)
+        except ValueError:
+            return math.nan
+
+    @property
     def in_sample(self) -> bool:
         """True for the training split: its Sharpe is not an out-of-sample result."""
         return self.split == "train"
@@ -264,8 +293,43 @@ class EvaluationResult:
                 "sharpe_minus_best_baseline": json_number(self.sharpe_vs_best_baseline),
                 "probabilistic_sharpe_vs_best_baseline": json_number(self.probabilistic_sharpe),
                 "bootstrap_p_value": self.bootstrap_p_value,
+                "benchmark": self.benchmark.name if self.tickers else None,
+                "sharpe_minus_benchmark": json_number(
+                    self.agent.summary.sharpe - self.benchmark.summary.sharpe)
+                if self.tickers else None,
+                "trials": self.trials,
+                "deflated_sharpe_ratio": json_number(self.deflated_sharpe),
             },
         }
+
+
+def daily_frame(result: EvaluationResult) -> pd.DataFrame:
+    """The daily series of the agent and every baseline, one row per strategy and day.
+
+    Columns: ``strategy``, ``date`` (the decision day, at whose close the portfolio
+    trades), ``next_date`` (the day the return is earned to), ``weight_<TICKER>`` …
+    ``weight_cash`` (held after the trade), ``net_return`` (after costs), ``equity``
+    (value at ``next_date``, starting from 1), ``turnover`` and ``cost``.
+    """
+    import pandas as pd
+
+    n_assets = len(result.tickers)
+    columns = [f"weight_{t}" for t in result.tickers] + ["weight_cash"]
+    frames = []
+    for backtest in (result.agent, *result.baselines):
+        n = len(backtest.returns)
+        weights = backtest.weights if backtest.weights is not None and \
+            backtest.weights.shape == (n, n_assets + 1) else np.full((n, n_assets + 1), np.nan)
+        frame = pd.DataFrame(weights, columns=columns)
+        frame.insert(0, "next_date", result.dates[1:n + 1])
+        frame.insert(0, "date", result.dates[:n])
+        frame.insert(0, "strategy", backtest.name)
+        frame["net_return"] = backtest.returns
+        frame["equity"] = backtest.equity
+        frame["turnover"] = backtest.turnover
+        frame["cost"] = backtest.costs
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
 def evaluation_dates(dates: NDArray[np.datetime64], days: NDArray[np.int64]

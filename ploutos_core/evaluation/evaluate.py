@@ -43,7 +43,7 @@ def build_backtest_env(registry: Registry, stage: StageSpec, panel: Panel, split
 
 def evaluate_agent(agent: Agent, registry: Registry, stage: StageSpec, panel: Panel,
                    split: Split, *, model: str, risk_free_rate: float = 0.0,
-                   env: VecEnv | None = None) -> EvaluationResult:
+                   env: VecEnv | None = None, trials: int = 1) -> EvaluationResult:
     """Backtest ``agent`` deterministically over ``split`` and compute the baselines.
 
     :param agent: the policy to evaluate.
@@ -54,6 +54,7 @@ def evaluate_agent(agent: Agent, registry: Registry, stage: StageSpec, panel: Pa
     :param model: how the report names the model (usually its path).
     :param risk_free_rate: annual rate for Sharpe and Sortino.
     :param env: a backtest env to reuse (built when ``None``).
+    :param trials: configurations looked at before this model was chosen (deflated Sharpe).
     """
     env = env or build_backtest_env(registry, stage, panel, split)
     backtest = run_agent_backtest(agent, env, risk_free_rate)
@@ -64,6 +65,7 @@ def evaluate_agent(agent: Agent, registry: Registry, stage: StageSpec, panel: Pa
         stage=stage.name, split=split, model=model, start=start, end=end,
         cost_bps=stage.transaction_cost_bps, agent=backtest, baselines=tuple(baselines),
         dates=evaluation_dates(panel.dates, backtest.days), tickers=panel.tickers,
+        trials=trials,
     )
 
 

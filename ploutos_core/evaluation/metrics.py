@@ -34,8 +34,10 @@ __all__ = [
     "bootstrap_sharpe_difference_pvalue",
     "cagr",
     "calmar_ratio",
+    "deflated_sharpe_ratio",
     "drawdown_series",
     "equity_curve",
+    "expected_maximum_sharpe",
     "max_drawdown",
     "probabilistic_sharpe_ratio",
     "sharpe_confidence_interval",
@@ -353,6 +355,64 @@ def probabilistic_sharpe_ratio(
         return 1.0 if sr > target else 0.0 if sr < target else 0.5
     z = (sr - target) * math.sqrt(excess.size - 1) / math.sqrt(variance)
     return _NORMAL.cdf(z)
+
+
+#: Euler–Mascheroni constant, in the expected maximum of Gaussian Sharpe ratios.
+_EULER_GAMMA = 0.5772156649015329
+
+
+def expected_maximum_sharpe(n_trials: int, sharpe_variance: float) -> float:
+    """Expected largest of ``n_trials`` independent per-period Sharpe ratios of zero mean.
+
+    ``E[max] ≈ sqrt(V) · ((1 − γ) Φ⁻¹(1 − 1/N) + γ Φ⁻¹(1 − 1/(N e)))`` (Bailey & López de
+    Prado, 2014, eq. 9), with ``V`` the variance of the Sharpe ratios across trials.
+
+    :param n_trials: configurations tried, at least 1 (one trial: 0).
+    :param sharpe_variance: variance of the per-period Sharpe ratio estimates.
+    """
+    _check_positive_int(n_trials, "n_trials")
+    if n_trials == 1:
+        return 0.0
+    return math.sqrt(sharpe_variance) * (
+        (1 - _EULER_GAMMA) * _NORMAL.inv_cdf(1 - 1 / n_trials)
+        + _EULER_GAMMA * _NORMAL.inv_cdf(1 - 1 / (n_trials * math.e)))
+
+
+def deflated_sharpe_ratio(
+    returns: npt.ArrayLike,
+    n_trials: int,
+    trial_sharpe_variance: float | None = None,
+    risk_free_rate: float = 0.0,
+    periods: int = TRADING_DAYS,
+) -> float:
+    """Deflated Sharpe ratio (Bailey & López de Prado, 2014): the probabilistic Sharpe
+    ratio against the best Sharpe ratio that ``n_trials`` configurations without skill
+    would be expected to show.
+
+    Reference: D. H. Bailey and M. López de Prado, "The Deflated Sharpe Ratio: Correcting
+    for Selection Bias, Backtest Overfitting and Non-Normality", Journal of Portfolio
+    Management 40(5), 2014, pp. 94-107.
+
+    :param returns: simple per-period returns of the selected configuration.
+    :param n_trials: how many configurations were tried before this one was chosen.
+    :param trial_sharpe_variance: variance across the trials of their *per-period*
+        Sharpe ratios; when unknown, the sampling variance of this Sharpe estimate,
+        ``(1 − g3·SR + (g4 − 1)/4·SR²) / (n − 1)``, stands in for it.
+    :param risk_free_rate: annual risk-free rate.
+    :param periods: periods per year.
+    :return: a probability in ``[0, 1]``; one trial gives the PSR against 0.
+    """
+    excess = _excess(returns, risk_free_rate, periods, min_length=2)
+    if trial_sharpe_variance is None:
+        sr = _per_period_sharpe(excess)
+        spread = 0.0 if np.ptp(excess) == 0.0 else _sharpe_se_variance(excess, sr)
+        trial_sharpe_variance = spread / (excess.size - 1)
+    if not math.isfinite(trial_sharpe_variance) or trial_sharpe_variance < 0:
+        raise ValueError(f"trial_sharpe_variance must be finite and >= 0, "
+                         f"got {trial_sharpe_variance}")
+    threshold = expected_maximum_sharpe(n_trials, trial_sharpe_variance)
+    return probabilistic_sharpe_ratio(returns, benchmark_sharpe=threshold * math.sqrt(periods),
+                                      risk_free_rate=risk_free_rate, periods=periods)
 
 
 def _row_sharpes(samples: FloatArray) -> FloatArray:

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from ploutos_core.evaluation.backtest import Backtest, EvaluationResult
+from ploutos_core.evaluation.backtest import Backtest, EvaluationResult, daily_frame
 from ploutos_core.evaluation.plots import plot_evaluation
 from ploutos_core.evaluation.tables import markdown_table, text_table
 from ploutos_core.runfiles.atomic import write_json, write_text
@@ -22,6 +22,7 @@ class ReportFiles:
     json: Path
     markdown: Path
     plot: Path
+    daily: Path
 
 
 def _fmt(value: float | None, pattern: str = "{:.2f}") -> str:
@@ -73,10 +74,17 @@ def _title(result: EvaluationResult) -> str:
 
 def _comparison(result: EvaluationResult) -> str:
     p_value = result.bootstrap_p_value
-    return (f"agent Sharpe − best baseline ({result.best_baseline.name}) = "
-            f"{_fmt(result.sharpe_vs_best_baseline)}; probabilistic Sharpe ratio vs it "
-            f"{_fmt(result.probabilistic_sharpe)}; bootstrap p-value "
-            f"{_fmt(p_value, '{:.3f}') if p_value is not None else 'n/a (constant baseline)'}")
+    lines = [f"agent Sharpe − best baseline ({result.best_baseline.name}) = "
+             f"{_fmt(result.sharpe_vs_best_baseline)}; probabilistic Sharpe ratio vs it "
+             f"{_fmt(result.probabilistic_sharpe)}; bootstrap p-value "
+             f"{_fmt(p_value, '{:.3f}') if p_value is not None else 'n/a (constant baseline)'}"]
+    if result.tickers:
+        benchmark = result.benchmark
+        lines.append(f"agent Sharpe − benchmark ({benchmark.name}) = "
+                     f"{_fmt(result.agent.summary.sharpe - benchmark.summary.sharpe)}; "
+                     f"deflated Sharpe ratio {_fmt(result.deflated_sharpe)} for "
+                     f"{result.trials} configuration{'s' if result.trials != 1 else ''} tried")
+    return "\n".join(lines)
 
 
 def markdown_summary(result: EvaluationResult, plot_name: str) -> str:
@@ -95,7 +103,8 @@ def markdown_summary(result: EvaluationResult, plot_name: str) -> str:
 
 def write_reports(result: EvaluationResult, directory: Path, stem: str | None = None,
                   training: Mapping[str, Any] | None = None) -> ReportFiles:
-    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` under ``directory``.
+    """Write ``<stem>.json``, ``<stem>.md``, ``<stem>.png`` and ``<stem>_daily.csv`` (every
+    strategy's daily weights, returns, equity, turnover and costs) under ``directory``.
 
     :param stem: file name stem; defaults to the split name.
     :param training: how the model was trained (algorithm, steps, hyperparameters,
@@ -103,11 +112,12 @@ def write_reports(result: EvaluationResult, directory: Path, stem: str | None = 
     """
     stem = stem or result.split
     files = ReportFiles(json=directory / f"{stem}.json", markdown=directory / f"{stem}.md",
-                        plot=directory / f"{stem}.png")
+                        plot=directory / f"{stem}.png", daily=directory / f"{stem}_daily.csv")
     payload = result.to_dict()
     if training:
         payload["training"] = dict(training)
     write_json(files.json, payload)
+    write_text(files.daily, daily_frame(result).to_csv(index=False, float_format="%.10g"))
     plot_evaluation(result, files.plot)
     summary = markdown_summary(result, files.plot.name)
     if training:

@@ -12,6 +12,7 @@ the relay does not tell are recovered from the call stack:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from types import CodeType, TracebackType
 from typing import Any
@@ -102,3 +103,35 @@ def call_per_plugin(pm: pluggy.PluginManager, hook: str,
                 f"plugin {name!r}: {hook} returned {type(returned).__name__}; registry hooks "
                 f"must call register(...) and return None"
             )
+
+
+#: packages of Ploutos itself; a frame there is never a third-party plugin's.
+_OWN_PACKAGES = ("ploutos_core", "ploutos_plugins", "ploutos_stages", "ploutos")
+
+
+def plugin_of_exception(pm: pluggy.PluginManager, exc: BaseException) -> str | None:
+    """The plugin whose code raised ``exc`` (innermost frame of its traceback), if any.
+
+    A frame belongs to a plugin when it runs in the plugin's module or, for a
+    third-party plugin, anywhere in the top-level package of that module.
+    """
+    exact: dict[str, str] = {}
+    packages: dict[str, str] = {}
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        module = getattr(plugin, "__name__", None) if isinstance(plugin, type(sys)) else \
+            type(plugin).__module__
+        if not module:
+            continue
+        exact[module] = name
+        top = module.partition(".")[0]
+        if top not in _OWN_PACKAGES:
+            packages.setdefault(top, name)
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        found = exact.get(module) or packages.get(module.partition(".")[0]) or found
+        tb = tb.tb_next
+    return found

@@ -84,6 +84,20 @@ class PloutosPluginManager(pluggy.PluginManager):
         """Where plugin ``name`` came from (``runtime`` for ones registered by code)."""
         return self.infos.get(name, PluginInfo(name, None, None, "runtime"))
 
+    def loaded(self) -> list[PluginInfo]:
+        """Every registered plugin, built-ins first, then by name."""
+        names = [name for name, plugin in self.list_name_plugin() if plugin is not None]
+        infos = [self.info(name) for name in names]
+        return sorted(infos, key=lambda i: (i.origin != "builtin", i.name))
+
+
+def plugin_infos(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    """Where each plugin of ``pm`` came from (``runtime`` for a plain pluggy manager's)."""
+    if isinstance(pm, PloutosPluginManager):
+        return pm.loaded()
+    return [PluginInfo(name, None, None, "runtime") for name, plugin in pm.list_name_plugin()
+            if plugin is not None]
+
 
 def _check_api_version(plugin: object, name: str) -> None:
     declared = getattr(plugin, "PLOUTOS_API_VERSION", None)

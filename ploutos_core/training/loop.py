@@ -21,7 +21,7 @@ def model_metadata(run: StageRun) -> dict[str, Any]:
     return {"stage": record["stage"], "tickers": record["tickers"],
             "target_timesteps": run.timesteps, "n_envs": run.n_envs, "seed": run.seed,
             "hyperparameters": record["hyperparameters"], "start_from": record["start_from"],
-            "benchmark": run.stage.benchmark}
+            "benchmark": run.stage.benchmark, "selection_trials": run.selection_trials}
 
 
 def train_agent(ctx: StageContext, agent: Agent, run: StageRun) -> StageMonitor:

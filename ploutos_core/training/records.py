@@ -28,6 +28,8 @@ class StageRun:
     :param algorithm: registered algorithm name used.
     :param start_from: model whose policy weights the stage starts from, if any.
     :param resume_from: checkpoint the stage continues from, if resuming.
+    :param selection_trials: configurations looked at to choose the hyperparameters (the
+        tuning study's trials; 1 when untuned), for the deflated Sharpe ratio.
     """
 
     stage: StageSpec
@@ -41,6 +43,7 @@ class StageRun:
     algorithm: str
     start_from: Path | None = None
     resume_from: Path | None = None
+    selection_trials: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record (for manifests, model files and loggers)."""
@@ -50,7 +53,7 @@ class StageRun:
                 "hyperparameters": attrs.asdict(self.hyperparameters),
                 "start_from": str(self.start_from) if self.start_from else None,
                 "resumed_from": str(self.resume_from) if self.resume_from else None,
-                "run_dir": str(self.run_dir)}
+                "run_dir": str(self.run_dir), "selection_trials": self.selection_trials}
 
 
 @attrs.frozen

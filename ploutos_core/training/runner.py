@@ -3,6 +3,7 @@ validation → gate → save ``<stage>_final`` → the next stage starts from it
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from ploutos_core.evaluation.backtest import EvaluationResult
 from ploutos_core.evaluation.evaluate import evaluate_agent
 from ploutos_core.evaluation.gate import judge_gate
 from ploutos_core.evaluation.report import format_table, write_reports
+from ploutos_core.pluginmanager.manager import plugin_infos
 from ploutos_core.pluginmanager.registry import Registry
 from ploutos_core.runfiles.layout import RunLayout
 from ploutos_core.runfiles.manifest import Manifest, options_record
@@ -118,6 +120,7 @@ class CurriculumRunner:
                 "load_model": str(options.load_model) if options.load_model else None,
                 "eval_freq": options.eval_freq,
                 "loggers": logger_names(context.registry, options.loggers),
+                "plugins": [attrs.asdict(info) for info in plugin_infos(context.registry.pm)],
                 "options": options_record(options)}
 
 
@@ -143,7 +146,7 @@ def run_stage(run: RunContext, stage: StageSpec, position: int, start_from: Path
                       seed=options.seed, device=run.device, timesteps=ctx.timesteps,
                       n_envs=ctx.n_envs, hyperparameters=hyperparameters,
                       algorithm=ctx.algorithm.name, start_from=start_from,
-                      resume_from=resume_from)
+                      resume_from=resume_from, selection_trials=tuning_trials(ctx))
     agent = build_agent(ctx, env, hyperparameters, start_from=start_from,
                         resume_from=resume_from)
     run.record_stage(stage.name, **_stage_record(ctx, record))
@@ -155,7 +158,7 @@ def run_stage(run: RunContext, stage: StageSpec, position: int, start_from: Path
     train_seconds = time.monotonic() - started
     last = monitor.checkpoint(agent.num_timesteps)
     validation = evaluate_agent(agent, ctx.registry, stage, ctx.panel, "validation",
-                                model=str(last))
+                                model=str(last), trials=record.selection_trials)
     training = {**record.to_dict(), "num_timesteps": agent.num_timesteps,
                 "tuned": options.auto_optimize}
     files = write_reports(validation, layout.report_dir(stage.name), training=training)
@@ -176,6 +179,17 @@ def choose_hyperparameters(ctx: StageContext, start_from: Path | None,
             return saved
     hp = tune_stage(ctx, start_from) if ctx.options.auto_optimize else ctx.stage.hyperparameters
     return fit_to_budget(hp, ctx.timesteps, ctx.n_envs)
+
+
+def tuning_trials(ctx: StageContext) -> int:
+    """Trials the stage's tuning study looked at (1 without ``--auto-optimize``)."""
+    if not ctx.options.auto_optimize:
+        return 1
+    try:
+        saved = json.loads(ctx.run.layout.optimized_params(ctx.stage.name).read_text())
+        return max(1, int(saved["trials_completed"]) + int(saved["trials_pruned"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1
 
 
 def gate(run: RunContext, record: StageRun, validation: EvaluationResult, last: Path,
