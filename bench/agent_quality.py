@@ -62,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("/tmp/ploutos-agent-quality"),
                         help="where the runs' directories go (not the repository)")
     parser.add_argument("--table", action="store_true", help="print the table of every result")
+    parser.add_argument("--collect", action="store_true",
+                        help="only read the reports of runs already in --work (no training)")
     return parser.parse_args(argv)
 
 
@@ -180,7 +182,27 @@ def run_seed(name: str, seed: int, args: argparse.Namespace, tables: list[dict[s
     seconds = run([*PLOUTOS, "run", "curriculum", "--curriculum", f"aq-{name}",
                    "--scale", str(args.scale), "--out", str(out / "curriculum"), *common],
                   out / "curriculum.log")
-    record: dict[str, Any] = {"seed": seed, "curriculum_seconds": round(seconds, 1),
+    (out / "curriculum_seconds").write_text(f"{seconds:.1f}")
+    if args.scratch:
+        last = tables[-1]
+        total = sum(t["timesteps"] for t in tables)
+        scale = args.scale * total / last["timesteps"]
+        seconds = run([*PLOUTOS, "run", "stage", last["name"], "--scale", f"{scale:.6f}",
+                       "--out", str(out / "scratch"), *common], out / "scratch.log")
+        (out / "scratch_seconds").write_text(f"{seconds:.1f}")
+    return collect_seed(name, seed, args, tables, stage_file)
+
+
+def collect_seed(name: str, seed: int, args: argparse.Namespace,
+                 tables: list[dict[str, Any]], stage_file: Path) -> dict[str, Any]:
+    """The numbers of one seed's finished runs (and its untrained policies)."""
+    out = args.work / name / f"seed{seed}"
+
+    def seconds(arm: str) -> float | None:
+        path = out / f"{arm}_seconds"
+        return float(path.read_text()) if path.exists() else None
+
+    record: dict[str, Any] = {"seed": seed, "curriculum_seconds": seconds("curriculum"),
                               "stages": {}}
     for table in tables:
         stage = table["name"]
@@ -188,14 +210,9 @@ def run_seed(name: str, seed: int, args: argparse.Namespace, tables: list[dict[s
             **stage_record(out / "curriculum" / "reports" / stage),
             "untrained": untrained_record(stage_file, stage, seed, args.data_dir),
         }
-    if args.scratch:
-        last = tables[-1]
-        total = sum(t["timesteps"] for t in tables)
-        scale = args.scale * total / last["timesteps"]
-        seconds = run([*PLOUTOS, "run", "stage", last["name"], "--scale", f"{scale:.6f}",
-                       "--out", str(out / "scratch"), *common], out / "scratch.log")
-        record["scratch"] = {**stage_record(out / "scratch" / "reports" / last["name"]),
-                             "seconds": round(seconds, 1)}
+    scratch = out / "scratch" / "reports" / tables[-1]["name"]
+    if (scratch / "validation.json").exists():
+        record["scratch"] = {**stage_record(scratch), "seconds": seconds("scratch")}
     return record
 
 
@@ -260,27 +277,35 @@ def print_table() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run every configuration asked for; write its JSON; print the table."""
+    """Run every (configuration, seed) in one pool; write each configuration's JSON."""
     args = parse_args(argv)
     if args.table:
         print_table()
         return 0
     seeds = [int(s) for s in args.seeds.split(",")]
+    configs = tomllib.loads(CONFIGS.read_text())["config"]
+    files = {name: args.work / name / "stages.toml" for name in args.config}
+    tables = {name: write_stage_file(name, path) for name, path in files.items()}
+    jobs = [(name, seed) for name in args.config for seed in seeds]
+    started = time.perf_counter()
+
+    def one(job: tuple[str, int]) -> dict[str, Any]:
+        name, seed = job
+        if args.collect:
+            return collect_seed(name, seed, args, tables[name], files[name])
+        return run_seed(name, seed, args, tables[name], files[name])
+
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        records = dict(zip(jobs, pool.map(one, jobs), strict=True))
     for name in args.config:
-        stage_file = args.work / name / "stages.toml"
-        tables = write_stage_file(name, stage_file)
-        started = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-            records = list(pool.map(run_seed, [name] * len(seeds), seeds, [args] * len(seeds),
-                                    [tables] * len(seeds), [stage_file] * len(seeds)))
-        config = tomllib.loads(CONFIGS.read_text())["config"][name]
         result = {
             "benchmark": "agent-quality", "issue": 11, "config": name,
-            "description": config.get("description", ""), "changes": config,
+            "description": configs[name].get("description", ""), "changes": configs[name],
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "host": socket.gethostname(), "cpus": os.cpu_count(), "scale": args.scale,
             "seeds": seeds, "wall_seconds": round(time.perf_counter() - started, 1),
-            "summary": summarize(records), "runs": records,
+            "summary": summarize([records[(name, seed)] for seed in seeds]),
+            "runs": [records[(name, seed)] for seed in seeds],
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
         out = RESULTS / f"{name}-x{args.scale:g}.json"

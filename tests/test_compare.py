@@ -166,7 +166,7 @@ def test_scratch_stage_gets_the_whole_curriculums_scaled_steps() -> None:
     (("--seeds", "2", "--seed-list", "0,1"), "not both"),
     (("--seed-list", "0,x"), "expected integers"),
     (("--seed-list", "1,1"), "must not repeat"),
-    (("--scale", "0"), "--scale must be > 0"),
+    (("--scale", "0"), "--scale must be a finite number > 0"),
 ])
 def test_bad_options_are_refused_before_training(run_cli: Cli, tiny_stage_file: Callable[..., Path],
                                                  tmp_path: Path, args: tuple[str, ...],

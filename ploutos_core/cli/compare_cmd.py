@@ -7,17 +7,10 @@ from typing import Any
 
 import click
 
+from ploutos_core.api import compare
 from ploutos_core.cli.context import AppContext, pass_app
-from ploutos_core.cli.options import (
-    data_options,
-    device_option,
-    make_data_options,
-    split_list,
-    stage_file_option,
-)
-from ploutos_core.cli.run_cmd import select_stages
-from ploutos_core.comparison.report import format_comparison, write_comparison
-from ploutos_core.comparison.runner import CompareOptions, ComparisonRunner
+from ploutos_core.cli.options import data_options, device_option, split_list, stage_file_option
+from ploutos_core.comparison.report import format_comparison
 from ploutos_core.errors import ConfigError
 
 DEFAULT_SEEDS = 3
@@ -80,20 +73,13 @@ def compare_command(app: AppContext, /, curriculum: str, selection: str | None, 
     seeds of both arms, the per-seed difference and the baselines, and writes
     OUT/reports/compare.json, compare.md and compare.png.
     """
-    registry = app.registry(stage_files)
-    stages = select_stages(registry, curriculum, selection)
-    if scale <= 0:
-        raise ConfigError(f"--scale must be > 0, got {scale}")
-    if n_envs is not None and n_envs < 1:
-        raise ConfigError(f"--n-envs must be >= 1, got {n_envs}")
-    options = CompareOptions(
-        out_dir=out_dir, seeds=parse_seeds(seeds, seed_list),
-        data=make_data_options(data["source"], data["data_dir"], data["cache_dir"],
-                               data["refresh"], data_seed),
+    comparison = compare(
+        curriculum, seeds=parse_seeds(seeds, seed_list), stages=selection, out_dir=out_dir,
+        source=data["source"], data_dir=data["data_dir"], cache_dir=data["cache_dir"],
+        refresh=data["refresh"], data_seed=data_seed, registry=app.registry(stage_files),
         device=device, scale=scale, n_envs=n_envs, resume=resume, overwrite=overwrite,
         progress=not no_progress)
-    comparison = ComparisonRunner(registry, options).run(curriculum, stages)
-    files = write_comparison(comparison, out_dir / "reports")
+    reports = out_dir / "reports"
     click.echo("")
     click.echo(format_comparison(comparison))
-    click.echo(f"wrote {files.json}, {files.markdown.name}, {files.plot.name}")
+    click.echo(f"wrote {reports / 'compare.json'}, compare.md, compare.png")

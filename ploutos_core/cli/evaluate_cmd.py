@@ -7,30 +7,18 @@ from typing import Any
 
 import click
 
-from ploutos_core.agents.device import resolve_device
-from ploutos_core.agents.model_files import read_metadata, resolve_model_path
+from ploutos_core.api import evaluate
 from ploutos_core.cli.context import AppContext, pass_app
 from ploutos_core.cli.options import (
     data_options,
     device_option,
-    make_data_options,
     seed_option,
     split_list,
     stage_file_option,
 )
-from ploutos_core.config.stage import StageSpec
-from ploutos_core.data.stage_data import load_stage_panel
 from ploutos_core.env.base import Split
 from ploutos_core.errors import ConfigError
-from ploutos_core.evaluation.evaluate import (
-    build_backtest_env,
-    evaluate_agent,
-    load_for_evaluation,
-    with_cost_multiplier,
-)
-from ploutos_core.evaluation.report import format_table, write_reports
-from ploutos_core.pluginmanager.registry import Registry
-from ploutos_core.runfiles.layout import RunLayout
+from ploutos_core.evaluation.report import format_table
 
 
 def parse_multipliers(value: str) -> list[float]:
@@ -45,24 +33,6 @@ def parse_multipliers(value: str) -> list[float]:
     if not multipliers or any(m < 0 for m in multipliers):
         raise ConfigError(f"--cost-multiplier {value!r}: expected numbers >= 0 like 1,2,3")
     return multipliers
-
-
-SCRATCH_SUFFIX = "_scratch"
-
-
-def model_stage(registry: Registry, name: str | None, metadata: dict[str, Any], path: Path
-                ) -> StageSpec:
-    """The stage to evaluate on: ``--stage``, else the one the model file records (a
-    ``ploutos compare`` scratch model, ``<stage>_scratch``, is evaluated on ``<stage>``).
-
-    :raises ConfigError: when neither names a stage.
-    """
-    name = name or metadata.get("stage")
-    if not name:
-        raise ConfigError(f"{path} does not record its stage; pass --stage NAME")
-    if name.endswith(SCRATCH_SUFFIX) and name not in registry.all("stages"):
-        name = name.removesuffix(SCRATCH_SUFFIX)
-    return registry.stage(name)
 
 
 @click.command("evaluate")
@@ -99,30 +69,15 @@ def evaluate_command(app: AppContext, /, model: Path, stage_name: str | None, sp
     multipliers other than 1).
     """
     registry = app.registry(stage_files)
-    multipliers = parse_multipliers(cost_multiplier)
-    path = resolve_model_path(model)
-    metadata = read_metadata(path)
-    stage = model_stage(registry, stage_name, metadata, path)
-    options = make_data_options(data["source"], data["data_dir"], data["cache_dir"],
-                                data["refresh"], seed)
-    panel = load_stage_panel(registry.data_source(options.source), stage, options, through=split)
-    resolved_device = resolve_device(device)
-    layout = RunLayout(out_dir)
-    agent = None
-    for multiplier in multipliers:
-        costed = with_cost_multiplier(stage, multiplier)
-        env = build_backtest_env(registry, costed, panel, split, resolved_device)
-        if agent is None:
-            agent = load_for_evaluation(registry, path, stage, env, seed=seed,
-                                        device=resolved_device, algorithm=algorithm)
-        result = evaluate_agent(agent, registry, costed, panel, split, model=str(path),
-                                risk_free_rate=risk_free_rate, env=env,
-                                trials=trials or int(metadata.get("selection_trials") or 1))
-        stem = split if multiplier == 1 else f"{split}_cost{multiplier:g}x"
-        training = {key: metadata.get(key) for key in ("algorithm", "num_timesteps", "n_envs",
-                                                       "seed", "hyperparameters", "start_from",
-                                                       "selection_trials")}
-        files = write_reports(result, layout.report_dir(stage.name), stem, training=training)
-        click.echo(format_table(result))
+    for multiplier in parse_multipliers(cost_multiplier):
+        evaluation = evaluate(model, stage=stage_name, split=split, source=data["source"],
+                              data_dir=data["data_dir"], cache_dir=data["cache_dir"],
+                              refresh=data["refresh"], seed=seed, device=device,
+                              algorithm=algorithm, cost_multiplier=multiplier,
+                              risk_free_rate=risk_free_rate, trials=trials, out_dir=out_dir,
+                              registry=registry)
+        files = evaluation.files
+        assert files is not None  # out_dir is always set here
+        click.echo(format_table(evaluation.result))
         click.echo(f"wrote {files.json}, {files.markdown.name}, {files.plot.name}, "
                    f"{files.daily.name}\n")

@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 import click
 
 from ploutos_core.agents.device import CHOICES as DEVICE_CHOICES
-from ploutos_core.data.stage_data import DataOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,13 +45,6 @@ seed_option = click.option("--seed", type=int, default=0, show_default=True,
 device_option = click.option(
     "--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True,
     help="Where the policy runs; auto picks CUDA when a GPU is present.")
-
-
-def make_data_options(source: str, data_dir: Path | None, cache_dir: Path, refresh: bool,
-                      seed: int) -> DataOptions:
-    """Build :class:`DataOptions` from the shared options."""
-    return DataOptions(source=source, data_dir=data_dir, cache_dir=cache_dir, seed=seed,
-                       refresh=refresh)
 
 
 def split_list(value: str | None) -> tuple[str, ...]:

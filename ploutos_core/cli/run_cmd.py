@@ -8,42 +8,9 @@ from typing import Any
 
 import click
 
+from ploutos_core.api import train_curriculum, train_stage
 from ploutos_core.cli.context import AppContext, pass_app
-from ploutos_core.cli.options import (
-    data_options,
-    device_option,
-    make_data_options,
-    seed_option,
-    split_list,
-    stage_file_option,
-)
-from ploutos_core.config.stage import StageSpec
-from ploutos_core.errors import ConfigError
-from ploutos_core.pluginmanager.registry import Registry
-from ploutos_core.training.runner import CurriculumRunner, RunOptions
-
-
-def select_stages(registry: Registry, curriculum: str, selection: str | None
-                  ) -> list[StageSpec]:
-    """Stages picked by ``--stages``: positions (``1-3``, ``1,3``) or names (``stage1,bull``).
-
-    :raises ConfigError: for a malformed selection or a position out of range.
-    """
-    ordered = registry.curriculum(curriculum)
-    if not selection:
-        return ordered
-    chosen: list[StageSpec] = []
-    for token in split_list(selection):
-        if token.replace("-", "").isdigit():
-            low, _, high = token.partition("-")
-            first, last = int(low), int(high or low)
-            if not 1 <= first <= last <= len(ordered):
-                raise ConfigError(f"--stages {selection}: positions must lie in 1-{len(ordered)} "
-                                  f"(curriculum {curriculum!r} has {len(ordered)} stages)")
-            chosen.extend(ordered[first - 1:last])
-        else:
-            chosen.append(registry.stage(token))
-    return chosen
+from ploutos_core.cli.options import data_options, device_option, seed_option, stage_file_option
 
 
 def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -89,18 +56,18 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def _options(kw: dict[str, Any], load_model: Path | None = None) -> RunOptions:
-    return RunOptions(
-        out_dir=kw["out_dir"],
-        data=make_data_options(kw["source"], kw["data_dir"], kw["cache_dir"], kw["refresh"],
-                               kw["seed"]),
-        seed=kw["seed"], device=kw["device"], scale=kw["scale"], n_envs=kw["n_envs"],
-        algorithm=kw["algorithm"], resume=kw["resume"], overwrite=kw["overwrite"],
-        ignore_gates=kw["ignore_gates"], checkpoint_freq=kw["checkpoint_freq"],
-        eval_freq=kw["eval_freq"], load_model=load_model, auto_optimize=kw["auto_optimize"],
-        tuner=kw["tuner"], storage=kw["storage"], trials=kw["trials"],
-        loggers=tuple(kw["loggers"]) or None, progress=not kw["no_progress"],
-    )
+def _train_kwargs(kw: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`ploutos_core.api.train_curriculum` from the options."""
+    return {
+        "out_dir": kw["out_dir"], "source": kw["source"], "data_dir": kw["data_dir"],
+        "cache_dir": kw["cache_dir"], "refresh": kw["refresh"], "seed": kw["seed"],
+        "device": kw["device"], "scale": kw["scale"], "n_envs": kw["n_envs"],
+        "algorithm": kw["algorithm"], "resume": kw["resume"], "overwrite": kw["overwrite"],
+        "ignore_gates": kw["ignore_gates"], "checkpoint_freq": kw["checkpoint_freq"],
+        "eval_freq": kw["eval_freq"], "auto_optimize": kw["auto_optimize"],
+        "tuner": kw["tuner"], "storage": kw["storage"], "trials": kw["trials"],
+        "loggers": kw["loggers"] or None, "progress": not kw["no_progress"],
+    }
 
 
 def _summarise(results: list[Any]) -> None:
@@ -126,10 +93,9 @@ def run_group() -> None:
 def run_curriculum(app: AppContext, /, curriculum: str, selection: str | None,
                    load_model: Path | None, **kw: Any) -> None:
     """Train the stages in order, each starting from the previous stage's final model."""
-    registry = app.registry(kw["stage_files"])
-    stages = select_stages(registry, curriculum, selection)
-    runner = CurriculumRunner(registry, _options(kw, load_model))
-    _summarise(runner.run(stages))
+    result = train_curriculum(curriculum, stages=selection, load_model=load_model,
+                              registry=app.registry(kw["stage_files"]), **_train_kwargs(kw))
+    _summarise(list(result.stages))
 
 
 @run_group.command("stage")
@@ -140,6 +106,6 @@ def run_curriculum(app: AppContext, /, curriculum: str, selection: str | None,
 @pass_app
 def run_stage(app: AppContext, /, name: str, load_model: Path | None, **kw: Any) -> None:
     """Train one stage, from scratch or from --load-model."""
-    registry = app.registry(kw["stage_files"])
-    runner = CurriculumRunner(registry, _options(kw, load_model))
-    _summarise(runner.run([registry.stage(name)]))
+    result = train_stage(name, load_model=load_model, registry=app.registry(kw["stage_files"]),
+                         **_train_kwargs(kw))
+    _summarise(list(result.stages))

@@ -8,15 +8,9 @@ from typing import Any
 
 import click
 
+from ploutos_core.api import tune
 from ploutos_core.cli.context import AppContext, pass_app
-from ploutos_core.cli.options import (
-    data_options,
-    device_option,
-    make_data_options,
-    seed_option,
-    stage_file_option,
-)
-from ploutos_core.training.runner import CurriculumRunner, RunOptions
+from ploutos_core.cli.options import data_options, device_option, seed_option, stage_file_option
 
 
 @click.command("tune")
@@ -62,27 +56,14 @@ def tune_command(app: AppContext, /, stage_name: str, storage: str | None,
     data options and --seed, and the same --load-model, --scale and --n-envs as
     the main run.
     """
-    from ploutos_core.training.builder import prepare_stage
-    from ploutos_core.tuning.study import default_study_name, run_study
-
-    registry = app.registry(kw["stage_files"])
-    stage = registry.stage(stage_name)
-    registry.tuner(tuner)  # an unknown tuner fails before any data are loaded
-    options = RunOptions(
-        out_dir=out_dir,
-        data=make_data_options(kw["source"], kw["data_dir"], kw["cache_dir"], kw["refresh"],
-                               kw["seed"]),
-        seed=kw["seed"], device=kw["device"], scale=scale, n_envs=n_envs, algorithm=algorithm,
-        load_model=load_model, auto_optimize=True, tuner=tuner, storage=storage,
-        trials=trials, progress=False,
-    )
-    run = CurriculumRunner(registry, options).context
     if sampler_seed is None:
         sampler_seed = secrets.randbelow(2**31)
-        click.echo(f"{stage.name}: sampler seed {sampler_seed} (--sampler-seed to repeat)")
-    # Through validation only: the test split is never loaded while tuning.
-    ctx = prepare_stage(run, stage)
-    hp = run_study(ctx, load_model, study_name=study_name or default_study_name(stage),
-                   sampler_seed=sampler_seed)
-    click.echo(f"{stage.name}: learning_rate={hp.learning_rate:.2e} n_steps={hp.n_steps} "
+        click.echo(f"{stage_name}: sampler seed {sampler_seed} (--sampler-seed to repeat)")
+    hp = tune(stage_name, study_name=study_name, sampler_seed=sampler_seed,
+              load_model=load_model, out_dir=out_dir, source=kw["source"],
+              data_dir=kw["data_dir"], cache_dir=kw["cache_dir"], refresh=kw["refresh"],
+              seed=kw["seed"], registry=app.registry(kw["stage_files"]), device=kw["device"],
+              scale=scale, n_envs=n_envs, algorithm=algorithm, tuner=tuner, storage=storage,
+              trials=trials)
+    click.echo(f"{stage_name}: learning_rate={hp.learning_rate:.2e} n_steps={hp.n_steps} "
                f"ent_coef={hp.ent_coef:.2e}")

@@ -111,6 +111,12 @@ class CompareOptions:
     overwrite: bool = False
     progress: bool = True
 
+    def __attrs_post_init__(self) -> None:
+        if not self.scale > 0 or self.scale == float("inf"):
+            raise ConfigError(f"--scale must be a finite number > 0, got {self.scale}")
+        if self.n_envs is not None and self.n_envs < 1:
+            raise ConfigError(f"--n-envs must be >= 1, got {self.n_envs}")
+
     def run_dir(self, seed: int, arm: Arm) -> Path:
         """``<out>/seed<seed>/<arm>``."""
         return self.out_dir / f"seed{seed}" / arm

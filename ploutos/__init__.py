@@ -1,0 +1,47 @@
+"""Ploutos for notebooks and scripts: train, evaluate and compare from Python.
+
+::
+
+    import ploutos
+
+    run = ploutos.train_curriculum(source="synthetic", scale=0.001, ignore_gates=True,
+                                   out_dir="runs/smoke")
+    print(run.table())
+    evaluation = ploutos.evaluate(run.final_model, source="synthetic", out_dir="runs/smoke")
+    evaluation.metrics()
+
+Every ``ploutos`` command calls these functions; see docs/python-api.md. Plugin
+authors import :mod:`ploutos_core` instead.
+"""
+
+from ploutos_core import __version__
+from ploutos_core.api import (
+    CurriculumResult,
+    Evaluation,
+    compare,
+    evaluate,
+    make_registry,
+    select_stages,
+    train_curriculum,
+    train_stage,
+    tune,
+)
+from ploutos_core.comparison.runner import Comparison
+from ploutos_core.evaluation.backtest import EvaluationResult
+from ploutos_core.training.records import StageResult
+
+__all__ = [
+    "Comparison",
+    "CurriculumResult",
+    "Evaluation",
+    "EvaluationResult",
+    "StageResult",
+    "__version__",
+    "compare",
+    "evaluate",
+    "make_registry",
+    "select_stages",
+    "train_curriculum",
+    "train_stage",
+    "tune",
+]

@@ -1,0 +1,353 @@
+"""The Python API: what every ``ploutos`` command does, callable from a notebook.
+
+Import it as :mod:`ploutos`::
+
+    import ploutos
+
+    run = ploutos.train_curriculum(source="csv", data_dir="../shared/market-data/daily",
+                                   out_dir="runs/first", ignore_gates=True)
+    run.table()                                  # one row per stage: Sharpe, benchmark, gate
+    result = ploutos.evaluate("runs/first/models/stage3_final", out_dir="runs/first")
+    result.metrics()                             # agent and baselines, one row each
+    result.daily()                               # the daily series of every strategy
+
+The CLI is a thin layer over these functions: it parses options, calls them and
+prints. Each returns typed results (attrs classes) with pandas views, and writes
+the same files the CLI writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import click
+
+from ploutos_core.agents.device import resolve_device
+from ploutos_core.agents.model_files import read_metadata, resolve_model_path
+from ploutos_core.comparison.report import write_comparison
+from ploutos_core.comparison.runner import CompareOptions, Comparison, ComparisonRunner
+from ploutos_core.config.stage import Hyperparameters, StageSpec
+from ploutos_core.data.stage_data import DataOptions, load_stage_panel
+from ploutos_core.env.base import Split
+from ploutos_core.errors import ConfigError
+from ploutos_core.evaluation.backtest import EvaluationResult
+from ploutos_core.evaluation.evaluate import (
+    build_backtest_env,
+    evaluate_agent,
+    load_for_evaluation,
+    with_cost_multiplier,
+)
+from ploutos_core.evaluation.report import ReportFiles, write_reports
+from ploutos_core.pluginmanager.manager import get_plugin_manager
+from ploutos_core.pluginmanager.registry import Registry
+from ploutos_core.pluginmanager.stage_files import stage_file_plugins
+from ploutos_core.runfiles.layout import RunLayout
+from ploutos_core.training.records import StageResult
+from ploutos_core.training.runner import CurriculumRunner, RunOptions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "CurriculumResult",
+    "Evaluation",
+    "compare",
+    "evaluate",
+    "make_registry",
+    "select_stages",
+    "train_curriculum",
+    "train_stage",
+    "tune",
+]
+
+#: a ``ploutos compare`` scratch model records ``<stage>_scratch``; it is evaluated on ``<stage>``.
+SCRATCH_SUFFIX = "_scratch"
+
+
+def make_registry(*, stage_files: Sequence[str | Path] = (), plugins: Sequence[str] = (),
+                  blocked_plugins: Sequence[str] = ()) -> Registry:
+    """A registry of every installed plugin, plus local plugin modules and stage files.
+
+    :param stage_files: TOML files of extra stages (``--stage-file``).
+    :param plugins: local plugin modules or ``.py`` files (``--plugin``).
+    :param blocked_plugins: plugin names not to load (``--block-plugin``).
+    """
+    pm = get_plugin_manager(local_plugins=plugins, blocked=blocked_plugins)
+    for name, plugin in stage_file_plugins([Path(p) for p in stage_files]):
+        pm.register_plugin(plugin, name, pm.info(name))
+    return Registry(pm)
+
+
+def select_stages(registry: Registry, curriculum: str = "default",
+                  selection: str | Sequence[str] | None = None) -> list[StageSpec]:
+    """Stages of ``curriculum`` picked by positions (``"1-3"``, ``"1,3"``) or names.
+
+    :raises ConfigError: for a malformed selection or a position out of range.
+    """
+    ordered = registry.curriculum(curriculum)
+    if not selection:
+        return ordered
+    tokens = selection.split(",") if isinstance(selection, str) else list(selection)
+    chosen: list[StageSpec] = []
+    for token in (t.strip() for t in tokens if t.strip()):
+        if token.replace("-", "").isdigit():
+            low, _, high = token.partition("-")
+            first, last = int(low), int(high or low)
+            if first > last:
+                raise ConfigError(f"--stages {token}: a range runs from low to high, e.g. "
+                                  f"{last}-{first}")
+            if not 1 <= first <= last <= len(ordered):
+                raise ConfigError(f"--stages {token}: curriculum {curriculum!r} has "
+                                  f"{len(ordered)} stages; use positions 1-{len(ordered)}")
+            chosen.extend(ordered[first - 1:last])
+        else:
+            chosen.append(registry.stage(token))
+    return chosen
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class CurriculumResult:
+    """What a training call produced.
+
+    :param out_dir: the run directory (models/, reports/, logs/).
+    :param stages: one result per stage trained, in order.
+    """
+
+    out_dir: Path
+    stages: tuple[StageResult, ...]
+
+    @property
+    def final_model(self) -> Path | None:
+        """The last stage's final model (``None`` when its gate failed)."""
+        return self.stages[-1].final_model if self.stages else None
+
+    def evaluation(self, stage: str) -> EvaluationResult | None:
+        """The validation backtest of ``stage`` (``None`` for a stage that was skipped)."""
+        return next((s.validation for s in self.stages if s.stage == stage), None)
+
+    def table(self) -> pd.DataFrame:
+        """One row per stage: steps, speed, validation Sharpe beside the benchmark, gate."""
+        import pandas as pd
+
+        rows = []
+        for result in self.stages:
+            row: dict[str, Any] = {"stage": result.stage, "steps": result.num_timesteps,
+                                   "steps_per_second": result.steps_per_second,
+                                   "final_model": result.final_model,
+                                   "gate_passed": result.gate_passed}
+            if result.validation is not None:
+                validation = result.validation
+                row.update(sharpe=validation.agent.summary.sharpe,
+                           benchmark=validation.benchmark.name,
+                           benchmark_sharpe=validation.benchmark.summary.sharpe,
+                           max_drawdown=validation.agent.summary.max_drawdown,
+                           turnover=validation.agent.average_turnover,
+                           costs=validation.agent.total_costs)
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("stage")
+
+
+def _run_options(out_dir: str | Path, source: str, data_dir: str | Path | None,
+                 cache_dir: str | Path, seed: int, refresh: bool, load_model: str | Path | None,
+                 **options: Any) -> RunOptions:
+    data = DataOptions(source=source, data_dir=Path(data_dir) if data_dir else None,
+                       cache_dir=Path(cache_dir), seed=seed, refresh=refresh)
+    loggers = options.pop("loggers", None)
+    return RunOptions(out_dir=Path(out_dir), data=data, seed=seed,
+                      load_model=Path(load_model) if load_model else None,
+                      loggers=tuple(loggers) if loggers else None, **options)
+
+
+def train_curriculum(curriculum: str = "default", *, stages: str | Sequence[str] | None = None,
+                     out_dir: str | Path = ".", source: str = "yfinance",
+                     data_dir: str | Path | None = None, cache_dir: str | Path = "data_cache",
+                     refresh: bool = False, seed: int = 0, load_model: str | Path | None = None,
+                     registry: Registry | None = None, echo: Callable[[str], None] = click.echo,
+                     **options: Any) -> CurriculumResult:
+    """Train the stages of ``curriculum`` in order, each from the previous stage's model.
+
+    :param curriculum: the curriculum's name (``default``: stage 1 → 2 → 3).
+    :param stages: positions (``"2-3"``) or names to run instead of all of them.
+    :param out_dir: the run directory.
+    :param source: data source (``yfinance``, ``csv``, ``synthetic`` or a plugin's).
+    :param data_dir: directory of file sources (``csv``).
+    :param cache_dir: the yfinance download cache.
+    :param refresh: download again even when cached.
+    :param seed: seed of networks, episode sampling and synthetic data.
+    :param load_model: model whose weights the first stage starts from.
+    :param registry: plugins and stages to use (default: :func:`make_registry`).
+    :param echo: where progress lines go (``print``, a logger, or ``lambda _: None``).
+    :param options: any other :class:`~ploutos_core.training.context.RunOptions` field:
+        ``scale``, ``device``, ``n_envs``, ``algorithm``, ``resume``, ``overwrite``,
+        ``ignore_gates``, ``eval_freq``, ``auto_optimize``, ``trials``, ``storage``,
+        ``loggers``, ``progress``, ``checkpoint_freq``.
+    :raises GateFailedError: when a stage misses its gate (``ignore_gates=False``).
+    """
+    registry = registry or make_registry()
+    chosen = select_stages(registry, curriculum, stages)
+    run_options = _run_options(out_dir, source, data_dir, cache_dir, seed, refresh, load_model,
+                               **options)
+    results = CurriculumRunner(registry, run_options, echo=echo).run(chosen)
+    return CurriculumResult(out_dir=run_options.out_dir, stages=tuple(results))
+
+
+def train_stage(name: str, **kwargs: Any) -> CurriculumResult:
+    """Train one stage, from scratch or from ``load_model``; takes the arguments of
+    :func:`train_curriculum` except ``curriculum`` and ``stages``."""
+    registry = kwargs.pop("registry", None) or make_registry()
+    stage = registry.stage(name)
+    return train_curriculum(stage.curriculum, stages=[name], registry=registry, **kwargs)
+
+
+def tune(stage: str, *, study_name: str | None = None, sampler_seed: int = 0,
+         load_model: str | Path | None = None, out_dir: str | Path = ".",
+         source: str = "yfinance", data_dir: str | Path | None = None,
+         cache_dir: str | Path = "data_cache", refresh: bool = False, seed: int = 0,
+         registry: Registry | None = None, echo: Callable[[str], None] = click.echo,
+         **options: Any) -> Hyperparameters:
+    """Tune ``learning_rate``, ``n_steps`` and ``ent_coef`` of one stage (an Optuna study
+    that several processes or machines may share) and return the best hyperparameters;
+    ``models/<stage>/optimized_params.json`` records them.
+
+    :param study_name: the study inside the storage (default ``ploutos-<stage>``).
+    :param sampler_seed: seed of this worker's sampler (workers should differ).
+    :param load_model: weights every trial starts from (what the stage starts from).
+    :param options: ``storage``, ``trials``, ``tuner``, ``scale``, ``n_envs``,
+        ``algorithm``, ``device``, ``overwrite``, ``resume``.
+    """
+    from ploutos_core.training.builder import prepare_stage
+    from ploutos_core.training.context import RunContext
+    from ploutos_core.tuning.study import default_study_name, run_study
+
+    registry = registry or make_registry()
+    spec = registry.stage(stage)
+    registry.tuner(options.get("tuner", "optuna"))  # unknown: fail before loading data
+    run_options = _run_options(out_dir, source, data_dir, cache_dir, seed, refresh, load_model,
+                               auto_optimize=True, progress=False, **options)
+    run = RunContext(registry=registry, options=run_options,
+                     device=resolve_device(run_options.device), echo=echo)
+    # Through validation only: the test split is never loaded while tuning.
+    ctx = prepare_stage(run, spec)
+    return run_study(ctx, run_options.load_model,
+                     study_name=study_name or default_study_name(spec),
+                     sampler_seed=sampler_seed)
+
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class Evaluation:
+    """A backtest and the files written for it.
+
+    :param result: the agent and its baselines on the same days and costs.
+    :param files: the reports written (``None`` when ``out_dir`` was ``None``).
+    """
+
+    result: EvaluationResult
+    files: ReportFiles | None
+
+    def metrics(self) -> pd.DataFrame:
+        """One row per strategy (agent first): the report's statistics."""
+        import pandas as pd
+
+        payload = self.result.to_dict()
+        return pd.DataFrame([payload["agent"], *payload["baselines"]]).set_index("name")
+
+    def daily(self) -> pd.DataFrame:
+        """The daily series of every strategy (as in ``<split>_daily.csv``)."""
+        from ploutos_core.evaluation.backtest import daily_frame
+
+        return daily_frame(self.result)
+
+
+def model_stage(registry: Registry, name: str | None, metadata: dict[str, Any], path: Path
+                ) -> StageSpec:
+    """The stage to evaluate on: ``name``, else the one the model file records (a
+    ``ploutos compare`` scratch model is evaluated on the stage it was trained on).
+
+    :raises ConfigError: when neither names a stage.
+    """
+    name = name or metadata.get("stage")
+    if not name:
+        raise ConfigError(f"{path} does not record its stage; pass --stage NAME")
+    if name.endswith(SCRATCH_SUFFIX) and name not in registry.all("stages"):
+        name = name.removesuffix(SCRATCH_SUFFIX)
+    return registry.stage(name)
+
+
+def evaluate(model: str | Path, *, stage: str | None = None, split: Split = "validation",
+             source: str = "yfinance", data_dir: str | Path | None = None,
+             cache_dir: str | Path = "data_cache", refresh: bool = False, seed: int = 0,
+             device: str = "auto", algorithm: str | None = None, cost_multiplier: float = 1.0,
+             risk_free_rate: float = 0.0, trials: int | None = None,
+             out_dir: str | Path | None = ".", registry: Registry | None = None) -> Evaluation:
+    """Backtest ``model`` deterministically on a split beside its baselines.
+
+    :param model: a model file (``.zip`` optional).
+    :param stage: the stage whose tickers, splits and costs apply (default: the model's).
+    :param split: ``validation``, ``test``, or ``train`` (reported as in-sample).
+    :param cost_multiplier: multiplies the stage's transaction cost.
+    :param trials: configurations looked at before choosing the model (deflated Sharpe;
+        default: what the model file records, else 1).
+    :param out_dir: reports go to ``out_dir/reports/<stage>/``; ``None`` writes nothing.
+    :raises ModelError: for a missing, corrupt or incompatible model file.
+    """
+    registry = registry or make_registry()
+    path = resolve_model_path(model)
+    metadata = read_metadata(path)
+    spec = model_stage(registry, stage, metadata, path)
+    options = DataOptions(source=source, data_dir=Path(data_dir) if data_dir else None,
+                          cache_dir=Path(cache_dir), seed=seed, refresh=refresh)
+    panel = load_stage_panel(registry.data_source(source), spec, options, through=split)
+    resolved = resolve_device(device)
+    costed = with_cost_multiplier(spec, cost_multiplier)
+    env = build_backtest_env(registry, costed, panel, split, resolved)
+    agent = load_for_evaluation(registry, path, spec, env, seed=seed, device=resolved,
+                                algorithm=algorithm)
+    result = evaluate_agent(agent, registry, costed, panel, split, model=str(path),
+                            risk_free_rate=risk_free_rate, env=env,
+                            trials=trials or int(metadata.get("selection_trials") or 1))
+    files = None
+    if out_dir is not None:
+        stem = split if cost_multiplier == 1 else f"{split}_cost{cost_multiplier:g}x"
+        training = {key: metadata.get(key) for key in (
+            "algorithm", "num_timesteps", "n_envs", "seed", "hyperparameters", "start_from",
+            "selection_trials")}
+        files = write_reports(result, RunLayout(Path(out_dir)).report_dir(spec.name), stem,
+                              training=training)
+    return Evaluation(result=result, files=files)
+
+
+# --- comparison ---------------------------------------------------------------------------
+
+
+def compare(curriculum: str = "default", *, seeds: Sequence[int] = (0, 1, 2),
+            stages: str | Sequence[str] | None = None, out_dir: str | Path = "compare",
+            source: str = "yfinance", data_dir: str | Path | None = None,
+            cache_dir: str | Path = "data_cache", refresh: bool = False, data_seed: int = 0,
+            registry: Registry | None = None, echo: Callable[[str], None] = click.echo,
+            **options: Any) -> Comparison:
+    """Train the curriculum and a from-scratch agent on its last stage with the same total
+    steps, for each seed; compare them on the last stage's validation split.
+
+    Writes ``out_dir/reports/compare.{json,md,png}``.
+
+    :param options: ``device``, ``scale``, ``n_envs``, ``resume``, ``overwrite``,
+        ``progress`` (:class:`~ploutos_core.comparison.runner.CompareOptions`).
+    """
+    registry = registry or make_registry()
+    chosen = select_stages(registry, curriculum, stages)
+    data = DataOptions(source=source, data_dir=Path(data_dir) if data_dir else None,
+                       cache_dir=Path(cache_dir), seed=data_seed, refresh=refresh)
+    compare_options = CompareOptions(out_dir=Path(out_dir), seeds=tuple(seeds), data=data,
+                                     **options)
+    comparison = ComparisonRunner(registry, compare_options, echo=echo).run(curriculum, chosen)
+    write_comparison(comparison, Path(out_dir) / "reports")
+    return comparison
