@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import attrs
 import pytest
 
 from ploutos_core import Registry, StageSpec, get_plugin_manager
-from ploutos_core.config.stage import EnvSettings, Gate, Hyperparameters, Splits, TuningSpace
 from ploutos_core.pluginmanager.manager import PloutosPluginManager
+from ploutos_core.testing import tiny_stage
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -66,35 +64,12 @@ def registry(pm: PloutosPluginManager) -> Registry:
     return Registry(pm)
 
 
-def make_tiny_stage(name: str = "tiny", tickers: tuple[str, ...] = ("AAA", "BBB"),
-                    order: int = 1, timesteps: int = 512, **changes: object) -> StageSpec:
-    """A stage small enough to train in a second on synthetic data."""
-    stage = StageSpec(
-        name=name,
-        tickers=tickers,
-        timesteps=timesteps,
-        n_envs=4,
-        curriculum="tiny",
-        order=order,
-        description="tiny test stage",
-        hyperparameters=Hyperparameters(learning_rate=3e-4, n_steps=32, batch_size=64,
-                                        n_epochs=2, hidden_size=16),
-        tuning=TuningSpace(learning_rate=(1e-4, 1e-3), n_steps=(16, 32), ent_coef=(1e-4, 1e-2),
-                           trials=2, trial_fraction=0.5, reports=2),
-        splits=Splits(train=attrs.evolve(Splits().train, start=dt.date(2010, 1, 1),
-                                         end=dt.date(2012, 12, 31)),
-                      validation=attrs.evolve(Splits().validation, start=dt.date(2013, 1, 1),
-                                              end=dt.date(2013, 12, 31)),
-                      test=attrs.evolve(Splits().test, start=dt.date(2014, 1, 1),
-                                        end=dt.date(2014, 12, 31))),
-        gate=Gate(min_validation_sharpe=-100.0),
-        env=EnvSettings(episode_length=64, window=4),
-    )
-    return attrs.evolve(stage, **changes) if changes else stage
+#: the shipped test kit's tiny stage (ploutos_core.testing.tiny_stage).
+make_tiny_stage = tiny_stage
 
 
-@pytest.fixture
-def tiny_stage() -> StageSpec:
+@pytest.fixture(name="tiny_stage")
+def tiny_stage_fixture() -> StageSpec:
     """One tiny two-asset stage."""
     return make_tiny_stage()
 

@@ -37,6 +37,8 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("ploutos_core.sb3", 4),
     ("ploutos_core.testing", 11), ("ploutos_core.api", 11),
     ("ploutos_core.cli", 12),
+    # the shipped pytest fixtures drive the CLI in-process
+    ("ploutos_core.testing.fixtures", 13),
 )
 #: what a plugin, built-in or not, may import from Ploutos (docs/writing-plugins.md).
 PUBLIC = ("ploutos_core", "ploutos_core.sb3", "ploutos_core.testing")

@@ -24,6 +24,7 @@ from ploutos_core import (
 )
 from ploutos_core.data.stage_data import DataOptions
 from ploutos_core.pluginmanager.hookdocs import hook_functions, render, signature_of
+from ploutos_core.testing.null import NullPlugin
 from ploutos_core.training.runner import CurriculumRunner, RunOptions
 from ploutos_plugins.synthetic_source import SyntheticSource
 from tests.conftest import make_tiny_stage
@@ -32,7 +33,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
 
 
 def run_stages(plugin: object, stages: list[Any], tmp_path: Path, **options: Any) -> Any:
-    pm = get_plugin_manager(plugins=[("throwaway", plugin)])
+    # Training is not what these tests check: the torch-free null algorithm runs it.
+    pm = get_plugin_manager(plugins=[("throwaway", plugin), ("null", NullPlugin())])
     registry = Registry(pm)
     run_options = RunOptions(out_dir=tmp_path, data=DataOptions(source="synthetic"),
                              progress=False, **options)
@@ -237,7 +239,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
     recorder = Recorder()
     stages = [make_tiny_stage("one", ("AAA",), order=1),
               make_tiny_stage("two", ("AAA", "BBB"), order=2)]
-    run_stages(recorder, stages, tmp_path_factory.mktemp("events"), checkpoint_freq=256)
+    run_stages(recorder, stages, tmp_path_factory.mktemp("events"), checkpoint_freq=256,
+               algorithm="null")
     return recorder.calls
 
 

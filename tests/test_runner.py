@@ -177,6 +177,7 @@ def wait_for_checkpoints(out: Path, count: int, process: subprocess.Popen[str]) 
     raise AssertionError("no checkpoint appeared")
 
 
+@pytest.mark.slow  # subprocess training: tox -e slow (issue 13)
 @pytest.mark.parametrize("how", ["sigkill", "sigterm"])
 def test_interrupted_stage_resumes_from_newest_checkpoint(tmp_path: Path, how: str) -> None:
     stage_file = tmp_path / "long.toml"

@@ -207,3 +207,49 @@ def test_a_noisy_deterministic_predict_is_refused(registry: Registry) -> None:
     with pytest.raises(ContractError, match="algorithm 'jittery': two deterministic backtests "
                                             "differ"):
         check_algorithm(Jittery())
+
+
+def test_a_save_that_does_not_create_its_folder_is_refused(registry: Registry) -> None:
+    """Issue 13: runs save checkpoints into folders that do not exist yet."""
+    ppo = registry.algorithm("ppo")
+
+    class Careless(type(ppo)):  # type: ignore[misc]
+        name = "careless"
+
+        def build(self, env: Any, setup: TrainingSetup) -> Agent:
+            agent = super().build(env, setup)
+
+            def save(path: Path, metadata: Any) -> None:
+                with open(path, "wb") as handle:  # no mkdir: fails in a new folder
+                    handle.write(b"")
+
+            agent.save = save  # type: ignore[method-assign]
+            return agent
+
+    with pytest.raises(ContractError, match=r"algorithm 'careless': save\(.*\) failed .*create "
+                                            r"the folders"):
+        check_algorithm(Careless())
+
+
+def test_a_model_file_evaluate_would_misread_is_refused(registry: Registry) -> None:
+    """Issue 13: ``ploutos evaluate`` picks the algorithm the file names."""
+    ppo = registry.algorithm("ppo")
+
+    class Impostor(type(ppo)):  # type: ignore[misc]
+        name = "impostor"
+
+        def build(self, env: Any, setup: TrainingSetup) -> Agent:
+            agent = super().build(env, setup)
+            agent.algorithm = "ppo"  # writes the wrong name into ploutos.json
+            return agent
+
+    with pytest.raises(ContractError, match="records algorithm 'ppo'; 'ploutos evaluate' loads"):
+        check_algorithm(Impostor())
+
+
+def test_the_null_algorithm_keeps_the_contract() -> None:
+    """The torch-free test algorithm shipped for plugin authors is a valid algorithm."""
+    from ploutos_core.testing.null import NullAlgorithm
+
+    result = check_algorithm(NullAlgorithm())
+    assert result.num_timesteps >= 64 and result.transfers

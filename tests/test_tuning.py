@@ -151,6 +151,7 @@ def test_costs_and_the_market_are_never_tuned() -> None:
 # --- two worker processes on one study ---------------------------------------------------
 
 
+@pytest.mark.slow  # subprocess training: tox -e slow (issue 13)
 def test_two_worker_processes_finish_exactly_the_budget(tmp_path: Path) -> None:
     stage_file = tmp_path / "tiny.toml"
     stage_file.write_text(TUNED_TOML.format(gate1=-100.0))

@@ -10,6 +10,7 @@ import click
 
 from ploutos_core.cli.context import AppContext, pass_app
 from ploutos_core.cli.options import stage_file_option
+from ploutos_core.cli.plugin_template import new_plugin
 from ploutos_core.pluginmanager.hookdocs import hook_functions, signature_of
 from ploutos_core.pluginmanager.registry import KINDS
 
@@ -48,6 +49,9 @@ def describe_plugins(app: AppContext, stage_files: tuple[str, ...] = ()) -> list
 @click.group("plugins")
 def plugins_group() -> None:
     """Inspect installed plugins and the hooks they can implement."""
+
+
+plugins_group.add_command(new_plugin)
 
 
 @plugins_group.command("list")

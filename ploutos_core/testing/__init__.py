@@ -30,7 +30,15 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ploutos_core.agents.contract import Agent, Algorithm, TrainingMonitor, TrainingSetup
-from ploutos_core.config.stage import EnvSettings, Hyperparameters, Splits, StageSpec, stage_to_toml
+from ploutos_core.config.stage import (
+    EnvSettings,
+    Gate,
+    Hyperparameters,
+    Splits,
+    StageSpec,
+    TuningSpace,
+    stage_to_toml,
+)
 from ploutos_core.data.panel import DateRange, Panel
 from ploutos_core.data.source import DataRequest, DataSource
 from ploutos_core.data.stage_data import DataOptions
@@ -50,6 +58,7 @@ __all__ = [
     "check_algorithm",
     "check_data_source",
     "check_stage",
+    "tiny_stage",
 ]
 
 
@@ -67,6 +76,29 @@ def _check_name(obj: object, kind: str) -> str:
         raise ContractError(f"{kind} {name!r}: 'description' must be a string, got "
                             f"{type(description).__name__}")
     return name
+
+
+def tiny_stage(name: str = "tiny", tickers: tuple[str, ...] = ("AAA", "BBB"), order: int = 1,
+               timesteps: int = 512, **changes: Any) -> StageSpec:
+    """A stage small enough to train in a second on the ``synthetic`` source: train
+    2010–2012, validation 2013, test 2014, 4 environments, a 16-wide network, no gate.
+
+    :param changes: other :class:`StageSpec` fields to set.
+    """
+    stage = StageSpec(
+        name=name, tickers=tickers, timesteps=timesteps, n_envs=4, curriculum="tiny",
+        order=order, description="tiny test stage",
+        hyperparameters=Hyperparameters(learning_rate=3e-4, n_steps=32, batch_size=64,
+                                        n_epochs=2, hidden_size=16),
+        tuning=TuningSpace(learning_rate=(1e-4, 1e-3), n_steps=(16, 32), ent_coef=(1e-4, 1e-2),
+                           trials=2, trial_fraction=0.5, reports=2),
+        splits=Splits(train=DateRange(dt.date(2010, 1, 1), dt.date(2012, 12, 31)),
+                      validation=DateRange(dt.date(2013, 1, 1), dt.date(2013, 12, 31)),
+                      test=DateRange(dt.date(2014, 1, 1), dt.date(2014, 12, 31))),
+        gate=Gate(min_validation_sharpe=-100.0),
+        env=EnvSettings(episode_length=64, window=4),
+    )
+    return attrs.evolve(stage, **changes) if changes else stage
 
 
 # --- data sources -----------------------------------------------------------------------
@@ -337,7 +369,7 @@ def check_algorithm(algorithm: Algorithm, *, timesteps: int = 64,
     :param device: ``cpu`` or ``cuda``.
     :raises ContractError: naming the algorithm and what it did wrong.
     """
-    from ploutos_core.agents.model_files import read_metadata
+    from ploutos_core.agents.model_files import METADATA_MEMBER, read_metadata
 
     name = _check_name(algorithm, "algorithm")
     if not isinstance(algorithm, Algorithm):
@@ -377,8 +409,16 @@ def check_algorithm(algorithm: Algorithm, *, timesteps: int = 64,
                             f"must forget it in reset_state()")
 
     with tempfile.TemporaryDirectory(prefix="ploutos-check-") as tmp:
-        path = (workdir or Path(tmp)) / f"{name}.zip"
-        agent.save(path, {"stage": stage.name})
+        # A folder that does not exist yet: runs save checkpoints into new folders.
+        path = (workdir or Path(tmp)) / "models" / stage.name / f"{name}.zip"
+        try:
+            agent.save(path, {"stage": stage.name})
+        except OSError as exc:
+            raise ContractError(f"algorithm {name!r}: save({path}) failed ({exc}); save must "
+                                f"create the folders of the path it is given") from exc
+        if not path.is_file():
+            raise ContractError(f"algorithm {name!r}: save({path}) wrote no file there; save "
+                                f"must write exactly the path it is given (with its .zip)")
         try:
             metadata = read_metadata(path)
         except ModelError as exc:
@@ -389,6 +429,11 @@ def check_algorithm(algorithm: Algorithm, *, timesteps: int = 64,
             raise ContractError(f"algorithm {name!r}: the saved metadata {metadata} must hold "
                                 f"num_timesteps={agent.num_timesteps} and the metadata passed "
                                 f"to save (stage={stage.name!r})")
+        if metadata.get("algorithm") != name:
+            raise ContractError(f"algorithm {name!r}: the saved metadata records algorithm "
+                                f"{metadata.get('algorithm')!r}; 'ploutos evaluate' loads a "
+                                f"model with the algorithm its {METADATA_MEMBER} names, so "
+                                f"write \"algorithm\": {name!r} there")
         loaded = algorithm.load(path, _env(stage, panel, "train", 2), setup)
         if loaded.num_timesteps != agent.num_timesteps:
             raise ContractError(f"algorithm {name!r}: load restored {loaded.num_timesteps} "
