@@ -191,3 +191,18 @@ def test_relative_gate_compares_with_the_benchmark_and_target_only_reports() -> 
     assert not judge_gate(gate, worse).passed
     assert judge_gate(Gate(), worse).passed  # no gate set: always passes
     assert not judge_gate(Gate(min_validation_sharpe=1e6), better).passed
+
+
+def test_risk_aversion_subtracts_a_quadratic_penalty_from_log_growth() -> None:
+    settings = EnvSettings(action="tilt", episode_length=50)
+    plain = PortfolioVecEnv(_market(), 3, settings, cost_rate=0.001, seed=2, mode="backtest")
+    averse = PortfolioVecEnv(_market(), 3, attrs.evolve(settings, risk_aversion=4.0),
+                             cost_rate=0.001, seed=2, mode="backtest")
+    plain.reset()
+    averse.reset()
+    action = np.array([[0.3, -0.2, 0.1, 0.0], [0, 0, 0, 1.0], [1, 1, -1, 0.2]], dtype=np.float32)
+    _, r_plain, _, infos = plain.step(action)
+    _, r_averse, _, _ = averse.step(action)
+    net = np.array([info["net_return"] for info in infos])
+    np.testing.assert_allclose(r_plain, np.log1p(net), atol=1e-6)
+    np.testing.assert_allclose(r_averse, np.log1p(net) - 1.5 * net**2, atol=1e-6)

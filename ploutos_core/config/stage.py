@@ -177,6 +177,11 @@ class Splits:
         return "selection" if self.selection is not None else "validation"
 
 
+def _at_least_one(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value >= 1:
+        raise FieldValueError(attribute.name, f"must be >= 1, got {value}")
+
+
 def _below_one(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not 0 <= value < 1:
         raise FieldValueError(attribute.name, f"must be in [0, 1), got {value}")
@@ -212,6 +217,10 @@ class EnvSettings:
         starting at the benchmark (0: no smoothing; 0.9: about a ten-day memory).
     :param turnover_penalty: training only: subtracted from the reward per unit of
         turnover, on top of the transaction cost the accounting charges.
+    :param risk_aversion: training only: ``γ`` of a power (CRRA) utility; the reward of a
+        day's net return ``r`` is ``log(1 + r) − (γ − 1)/2 · r²`` (1: plain log growth;
+        above 1 the agent is paid for holding less when volatility is high). With
+        ``relative_log_return`` the benchmark's utility is subtracted alike.
     :param warmup_days: history before a split used to compute causal features.
     :param day_filter: name of a registered day filter; training episodes then
         start only on the days it allows (e.g. bull-market days).
@@ -227,6 +236,7 @@ class EnvSettings:
     no_trade_band: float = attrs.field(default=0.0, validator=_fraction)
     target_smoothing: float = attrs.field(default=0.0, validator=_below_one)
     turnover_penalty: float = attrs.field(default=0.0, validator=_non_negative)
+    risk_aversion: float = attrs.field(default=1.0, validator=_at_least_one)
     warmup_days: int = attrs.field(default=252, validator=_non_negative)
     day_filter: str | None = None
 

@@ -195,9 +195,9 @@ class PortfolioVecEnv(VecEnv):
         if settings.reward == "differential_sharpe":
             reward = self._differential_sharpe(outcome.net_growth - 1.0)
         elif settings.reward == "relative_log_return":
-            reward = log_growth - self._benchmark_log_growth(growth)
+            reward = self._utility(outcome.net_growth) - self._benchmark_utility(growth)
         else:
-            reward = log_growth
+            reward = self._utility(outcome.net_growth)
         if settings.turnover_penalty:
             reward = reward - settings.turnover_penalty * outcome.turnover
         self._weights = outcome.weights
@@ -223,8 +223,16 @@ class PortfolioVecEnv(VecEnv):
             observations[dones] = self._observe()[dones]
         return observations, reward.astype(np.float32), dones, infos
 
-    def _benchmark_log_growth(self, growth: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Step the benchmark portfolio of every environment; its log growth net of costs.
+    def _utility(self, net_growth: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``log(1 + r) − (γ − 1)/2 · r²`` of the day's net return ``r`` (γ: risk aversion)."""
+        utility: NDArray[np.float64] = np.log(net_growth)
+        gamma = self.settings.risk_aversion
+        if gamma != 1.0:
+            utility = utility - 0.5 * (gamma - 1.0) * (net_growth - 1.0) ** 2
+        return utility
+
+    def _benchmark_utility(self, growth: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Step the benchmark portfolio of every environment; the utility of its day.
 
         It follows the same turnover rule and costs as the agent (its smoothed target is
         the benchmark itself), so an agent that holds the neutral action earns exactly
@@ -234,8 +242,7 @@ class PortfolioVecEnv(VecEnv):
         traded = apply_turnover_rule(self._benchmark_weights, target, self.settings)
         outcome = rebalance_and_hold(self._benchmark_weights, traded, growth, self.cost_rate)
         self._benchmark_weights = outcome.weights
-        return np.log(outcome.net_growth)
-
+        return self._utility(outcome.net_growth)
 
     def _finish(self, finished: NDArray[np.int64], observations: NDArray[np.float32],
                 infos: list[dict[str, Any]]) -> None:
