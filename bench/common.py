@@ -31,7 +31,7 @@ from ploutos_core.config.stage import Hyperparameters
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
 from ploutos_core.env.base import EnvRequest
-from ploutos_core.env.portfolio import MarketArrays
+from ploutos_core.env.market import MarketArrays
 from ploutos_core.training.builder import fit_to_budget
 from ploutos_core.training.monitor import StageMonitor
 

@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ploutos_core.env.portfolio import MarketArrays
+from ploutos_core.env.market import MarketArrays
 
 
 class PortfolioGymEnv(gym.Env):

@@ -32,7 +32,7 @@ _LAZY = {
     "read_state_dict": "ploutos_core.agents.sb3_agent",
     "AssetSetPolicy": "ploutos_core.agents.policy",
     "PortfolioVecEnv": "ploutos_core.env.portfolio",
-    "MarketArrays": "ploutos_core.env.portfolio",
+    "MarketArrays": "ploutos_core.env.market",
 }
 
 __all__ = ["SB3Algorithm", "on_policy_kwargs", "ppo_kwargs", *_LAZY]

@@ -14,7 +14,9 @@ class PortfolioEnvBuilder(EnvBuilder):
     """Builds :class:`ploutos_core.env.portfolio.PortfolioVecEnv` for a stage and split."""
 
     name = "portfolio"
-    description = "batched NumPy portfolio env: softmax weights with cash, costs on turnover"
+    description = ("batched NumPy portfolio env: benchmark-tilt or softmax weights, turnover "
+                   "rule, costs; samples sub-universes")
+    supports_universe = True
 
     def build(self, request: EnvRequest) -> VecEnv:
         """A ``PortfolioVecEnv`` over ``request.split`` of ``request.panel``."""

@@ -14,7 +14,8 @@ from ploutos_core.env.actions import (
     benchmark_weights,
     smooth_target,
 )
-from ploutos_core.env.portfolio import MarketArrays, PortfolioVecEnv
+from ploutos_core.env.market import MarketArrays
+from ploutos_core.env.portfolio import PortfolioVecEnv
 from ploutos_core.evaluation.backtest import (
     Backtest,
     EvaluationResult,

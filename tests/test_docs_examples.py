@@ -12,7 +12,14 @@ import attrs
 import pytest
 
 from ploutos_core import Registry, StageSpec
-from ploutos_core.config.stage import EnvSettings, Gate, Hyperparameters, Splits, TuningSpace
+from ploutos_core.config.stage import (
+    EnvSettings,
+    Gate,
+    Hyperparameters,
+    Splits,
+    TuningSpace,
+    UniverseSettings,
+)
 from ploutos_core.data.panel import DateRange
 from ploutos_core.runfiles.layout import RunLayout
 from ploutos_core.testing import check_stage
@@ -26,8 +33,8 @@ MY_CURRICULUM = DOCS / "examples" / "my-curriculum.toml"
 
 TABLES = {"[stage]": StageSpec, "[stage.hyperparameters]": Hyperparameters,
           "[stage.tuning]": TuningSpace, "[stage.splits]": Splits, "[stage.gate]": Gate,
-          "[stage.env]": EnvSettings}
-NESTED = {Hyperparameters, TuningSpace, Splits, Gate, EnvSettings}
+          "[stage.env]": EnvSettings, "[stage.universe]": UniverseSettings}
+NESTED = {Hyperparameters, TuningSpace, Splits, Gate, EnvSettings, UniverseSettings}
 
 
 def _documented_default(field: attrs.Attribute[Any]) -> str | None:

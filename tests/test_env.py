@@ -15,7 +15,8 @@ from ploutos_core.data.loading import load_panel
 from ploutos_core.data.panel import FIELDS
 from ploutos_core.env.accounting import rebalance_and_hold, softmax
 from ploutos_core.env.features import compute_features
-from ploutos_core.env.portfolio import MarketArrays, PortfolioVecEnv
+from ploutos_core.env.market import MarketArrays
+from ploutos_core.env.portfolio import PortfolioVecEnv
 
 
 @pytest.fixture

@@ -116,8 +116,13 @@ class Agent(abc.ABC):
             its tensors do not fit this policy.
         """
 
-    def set_environment(self, env: VecEnv) -> None:  # noqa: B027 - optional
-        """Switch to another environment with the same spaces (used between stages)."""
+    def set_environment(self, env: VecEnv) -> None:
+        """Switch to another environment with the same spaces and number of environments
+        (a stage with a ``[stage.universe]`` trains on it, then on its own tickers).
+
+        :raises NotImplementedError: for agents that cannot (the default).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot switch environments")
 
 
 class Algorithm(abc.ABC):

@@ -242,6 +242,37 @@ class EnvSettings:
 
 
 @attrs.frozen
+class UniverseSettings:
+    """A wider pool of tickers to train on before the stage's own (``[stage.universe]``).
+
+    Training episodes then each sample as many tickers as the stage trades, from those
+    that trade through the whole episode, for the first ``fraction`` of the stage's
+    steps; the rest fine-tunes on the stage's tickers. Validation, gates and reports
+    stay on the stage's tickers. The pool is loaded through the end of the train split
+    only.
+
+    :param tickers: the pool (empty: no universe training).
+    :param fraction: share of the stage's timesteps trained on sampled sub-universes.
+    """
+
+    tickers: tuple[str, ...] = attrs.field(default=())
+    fraction: float = attrs.field(default=0.5, validator=_unit_interval)
+
+    @tickers.validator
+    def _check_tickers(self, attribute: attrs.Attribute[tuple[str, ...]],
+                       value: tuple[str, ...]) -> None:
+        if len(set(value)) != len(value):
+            raise FieldValueError("tickers", "must not repeat")
+        if any(not t or t != t.strip() for t in value):
+            raise FieldValueError("tickers", f"must be non-empty symbols, got {list(value)}")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the stage trains on a universe."""
+        return bool(self.tickers)
+
+
+@attrs.frozen
 class Gate:
     """Promotion gate: the validation result a stage must reach to pass on, and its target.
 
@@ -296,6 +327,7 @@ class StageSpec:
     :param splits: train / validation / test date ranges.
     :param gate: minimum validation result to promote the stage.
     :param env: environment behaviour (``[stage.env]`` in TOML).
+    :param universe: a wider pool of tickers to train on first (``[stage.universe]``).
     """
 
     name: str = attrs.field(validator=_name)
@@ -316,6 +348,7 @@ class StageSpec:
     splits: Splits = attrs.field(factory=_default_splits)
     gate: Gate = Gate()
     env: EnvSettings = EnvSettings()
+    universe: UniverseSettings = UniverseSettings()
 
     @tickers.validator
     def _check_tickers(self, attribute: attrs.Attribute[tuple[str, ...]],
@@ -390,6 +423,7 @@ class StageSpec:
 
 _FIELD_MARK = "\x00"
 _LITERAL: Any = Literal
+_TUPLE: Any = tuple
 
 
 def _format_exception(exc: BaseException, type_: type | None) -> str:
@@ -440,6 +474,18 @@ def _structure_date_range(value: Any, _: type) -> DateRange:
     return DateRange(value.get("start"), value.get("end"))
 
 
+def _structure_tuple(converter: cattrs.Converter, value: Any, type_: Any) -> tuple[Any, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"expected an array like [\"A\", \"B\"], got "
+                         f"{type(value).__name__} {value!r}")
+    args = get_args(type_)
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(converter.structure(item, args[0]) for item in value)
+    if len(args) != len(value):
+        raise ValueError(f"expected {len(args)} values, got {len(value)}")
+    return tuple(converter.structure(item, arg) for item, arg in zip(value, args, strict=True))
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     converter.register_structure_hook(str, _strict(str, (str,)))
@@ -447,6 +493,9 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, _strict(float, (int, float)))
     converter.register_structure_hook(bool, _strict(bool, (bool,)))
     converter.register_structure_hook(DateRange, _structure_date_range)
+    # A string is a sequence too: "SPY" must not become ("S", "P", "Y") (issue 14).
+    converter.register_structure_hook_func(
+        lambda t: get_origin(t) is _TUPLE, lambda value, t: _structure_tuple(converter, value, t))
     converter.register_structure_hook_func(lambda t: get_origin(t) is _LITERAL, _structure_literal)
     converter.register_unstructure_hook(
         DateRange,

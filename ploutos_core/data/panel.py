@@ -56,6 +56,29 @@ class DateRange:
         return lo <= hi
 
 
+def index_range(dates: NDArray[np.datetime64], date_range: DateRange, *, label: str = "range",
+                what: str = "the data") -> tuple[int, int]:
+    """Indices ``(first, last)``, inclusive, of the ``dates`` inside ``date_range``.
+
+    :param label: how to name the range in an error (e.g. ``"validation split"``).
+    :param what: how to name the data in an error (the tickers).
+    :raises DataError: when no date falls inside the range.
+    """
+    n_days = int(dates.shape[0])
+    lo, hi = 0, n_days - 1
+    if date_range.start is not None:
+        lo = int(np.searchsorted(dates, np.datetime64(date_range.start, "D"), "left"))
+    if date_range.end is not None:
+        hi = int(np.searchsorted(dates, np.datetime64(date_range.end, "D"), "right")) - 1
+    if n_days == 0 or lo > hi:
+        have = f"{dates[0]}…{dates[-1]}" if n_days else "no days"
+        raise DataError(
+            f"the {label} {date_range} is empty: the data for {what} cover {have}; "
+            f"choose dates inside the data or a source with more history"
+        )
+    return lo, hi
+
+
 @attrs.frozen(eq=False)
 class Panel:
     """Aligned daily OHLCV for several assets on one calendar.
@@ -99,20 +122,7 @@ class Panel:
         :param label: how to name the range in an error (e.g. ``"validation split"``).
         :raises DataError: when no trading day of the panel falls inside the range.
         """
-        lo = 0
-        hi = self.n_days - 1
-        if date_range.start is not None:
-            lo = int(np.searchsorted(self.dates, np.datetime64(date_range.start, "D"), "left"))
-        if date_range.end is not None:
-            hi = int(np.searchsorted(self.dates, np.datetime64(date_range.end, "D"), "right")) - 1
-        if self.n_days == 0 or lo > hi:
-            have = f"{self.date(0)}…{self.date(self.n_days - 1)}" if self.n_days else "no days"
-            raise DataError(
-                f"the {label} {date_range} is empty: the data for "
-                f"{','.join(self.tickers)} cover {have}; "
-                f"choose dates inside the data or a source with more history"
-            )
-        return lo, hi
+        return index_range(self.dates, date_range, label=label, what=",".join(self.tickers))
 
     def fingerprint(self) -> str:
         """A short SHA-256 digest of tickers, dates and prices, for run manifests."""

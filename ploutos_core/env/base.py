@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from ploutos_core.config.stage import StageSpec
 from ploutos_core.data.panel import Panel
+from ploutos_core.data.universe import Universe
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
@@ -33,6 +34,9 @@ class EnvRequest:
     :param start_mask: optional boolean array over ``panel`` days; in ``train``
         mode episodes start only on days where it is true (regime stages use it).
     :param device: ``cpu`` or ``cuda``; builders with a torch backend keep state there.
+    :param universe: a wider pool of tickers to sample each training episode's assets
+        from (``[stage.universe]``), as many as the stage trades; only builders with
+        ``supports_universe`` receive one.
     """
 
     panel: Panel
@@ -43,6 +47,7 @@ class EnvRequest:
     mode: Literal["train", "backtest"] = "train"
     start_mask: NDArray[np.bool_] | None = None
     device: str = "cpu"
+    universe: Universe | None = None
 
 
 class EnvBuilder(abc.ABC):
@@ -60,6 +65,8 @@ class EnvBuilder(abc.ABC):
     name: str = ""
     #: one line for listings.
     description: str = ""
+    #: whether :meth:`build` honours ``request.universe`` (stages with a universe need it).
+    supports_universe: bool = False
 
     @abc.abstractmethod
     def build(self, request: EnvRequest) -> VecEnv:

@@ -22,7 +22,8 @@ from numpy.typing import NDArray
 
 from ploutos_core.config.stage import EnvSettings, StageSpec
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
-from ploutos_core.env.portfolio import MarketArrays, PortfolioVecEnv
+from ploutos_core.env.market import MarketArrays
+from ploutos_core.env.portfolio import PortfolioVecEnv
 
 ENV_ID = "Ploutos/Portfolio-v0"
 

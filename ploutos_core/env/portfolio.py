@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-import attrs
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -24,66 +23,16 @@ from numpy.typing import NDArray
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
-from ploutos_core.config.stage import EnvSettings, StageSpec
-from ploutos_core.data.panel import Panel
+from ploutos_core.config.stage import EnvSettings
 from ploutos_core.env.accounting import rebalance_and_hold
 from ploutos_core.env.actions import ActionMap, apply_turnover_rule, smooth_target
 from ploutos_core.env.base import EnvRequest
-from ploutos_core.env.features import compute_features, window_features
+from ploutos_core.env.market import MarketArrays
 from ploutos_core.errors import DataError
 
 #: step size of the moving averages of the differential Sharpe ratio reward.
 DSR_ETA = 0.01
 TRADING_DAYS = 252
-
-
-@attrs.frozen(eq=False)
-class MarketArrays:
-    """What the environment reads each step, precomputed once per panel.
-
-    :param observations: ``(n_days, n_assets, window * n_features)`` float32.
-    :param growth: ``(n_days, n_assets)``: close(t+1) / close(t); the last row is unused.
-    :param first: first day a decision can be made (features defined, inside the split).
-    :param last: last day of the split; the final decision is made at ``last - 1``.
-    :param dates: the panel's dates, for info and reports.
-    """
-
-    observations: NDArray[np.float32]
-    growth: NDArray[np.float64]
-    first: int
-    last: int
-    dates: NDArray[np.datetime64]
-
-    @classmethod
-    def from_panel(cls, panel: Panel, settings: EnvSettings, first: int, last: int,
-                   *, label: str) -> MarketArrays:
-        """Features and growth of ``panel`` for the split rows ``first…last``.
-
-        :raises DataError: when fewer than two decision days remain after warm-up.
-        """
-        observations, ready = window_features(compute_features(panel), settings.window)
-        start = max(first, ready)
-        if last - start < 1:
-            raise DataError(
-                f"the {label} of {','.join(panel.tickers)} ({panel.date(first)}…"
-                f"{panel.date(last)}) leaves {max(last - start, 0)} trading days after the "
-                f"features' warm-up (first usable day {panel.date(min(ready, panel.n_days - 1))}); "
-                f"use earlier data or a later split"
-            )
-        growth = np.ones_like(panel.close)
-        growth[:-1] = panel.close[1:] / panel.close[:-1]
-        return cls(observations=observations, growth=growth, first=start, last=last,
-                   dates=panel.dates)
-
-    @classmethod
-    def for_split(cls, panel: Panel, stage: StageSpec, split: str) -> MarketArrays:
-        """Features and growth of ``panel`` for the stage's split called ``split``.
-
-        :raises DataError: when the split is empty or too short after warm-up.
-        """
-        label = f"{split} split"
-        first, last = panel.index_range(stage.splits.get(split), label=label)
-        return cls.from_panel(panel, stage.env, first, last, label=label)
 
 
 class PortfolioVecEnv(VecEnv):
@@ -100,6 +49,9 @@ class PortfolioVecEnv(VecEnv):
     :param start_mask: optional boolean array over days; train episodes start only where true.
     :param benchmark: the stage's benchmark (what a neutral ``tilt`` action holds and what
         ``relative_log_return`` rewards are measured against).
+    :param assets: assets per environment. With a universe market (more tickers than
+        this, each traded on some days only), every training episode samples this many
+        tickers from those that trade through its whole window.
     """
 
     render_mode = None
@@ -108,6 +60,13 @@ class PortfolioVecEnv(VecEnv):
     def from_request(cls, request: EnvRequest) -> PortfolioVecEnv:
         """The environment an :class:`EnvRequest` describes (the ``portfolio`` builder)."""
         stage = request.stage
+        if request.universe is not None:
+            market = MarketArrays.from_universe(
+                request.universe, stage.env, stage.splits.get(request.split),
+                label=f"{request.split} split")
+            return cls(market, request.n_envs, stage.env, stage.transaction_cost,
+                       mode=request.mode, seed=request.seed, benchmark=stage.benchmark,
+                       assets=len(stage.tickers))
         market = MarketArrays.for_split(request.panel, stage, request.split)
         return cls(market, request.n_envs, stage.env, stage.transaction_cost, mode=request.mode,
                    seed=request.seed, start_mask=request.start_mask, benchmark=stage.benchmark)
@@ -122,13 +81,19 @@ class PortfolioVecEnv(VecEnv):
         seed: int = 0,
         start_mask: NDArray[np.bool_] | None = None,
         benchmark: str = "equal_weight",
+        assets: int | None = None,
     ) -> None:
         self.market = market
         self.settings = settings
         self.cost_rate = float(cost_rate)
         self.mode = mode
-        n_assets = market.observations.shape[1]
+        pool = market.observations.shape[1]
+        n_assets = assets or pool
         self.n_assets = n_assets
+        self.sampling = n_assets < pool or market.available is not None
+        if self.sampling and mode == "backtest":
+            raise ValueError("a universe market only trains; backtests use a stage's tickers")
+        self._assets = np.broadcast_to(np.arange(n_assets), (n_envs, n_assets)).copy()
         self.action_map = ActionMap.for_stage(settings, benchmark, n_assets)
         features = market.observations.shape[2] + 2
         observation_space = spaces.Box(-10.0, 10.0, (n_assets, features), np.float32)
@@ -136,6 +101,7 @@ class PortfolioVecEnv(VecEnv):
         super().__init__(n_envs, observation_space, action_space)
         self.episode_length = (market.last - market.first if mode == "backtest"
                                else settings.episode_length)
+        self._tradeable = self._tradeable_windows() if self.sampling else None
         self.start_days = self._start_days(start_mask)
         self._rng = np.random.default_rng(seed)
         self._day = np.zeros(n_envs, dtype=np.int64)
@@ -166,7 +132,30 @@ class PortfolioVecEnv(VecEnv):
                     f"no allowed episode start between {self.market.dates[first]} and "
                     f"{self.market.dates[latest]}: the stage's day filter excludes every day"
                 )
+        if self._tradeable is not None:
+            days = days[self._tradeable[days].sum(axis=1) >= self.n_assets]
+            if days.size == 0:
+                raise DataError(
+                    f"no day between {self.market.dates[first]} and {self.market.dates[latest]} "
+                    f"starts an episode of {self.episode_length} days with {self.n_assets} "
+                    f"universe tickers trading throughout; add tickers with longer histories"
+                )
         return days
+
+    def _tradeable_windows(self) -> NDArray[np.bool_]:
+        """``(n_days, n_pool)``: whether the ticker trades on every day of an episode that
+        starts that day (the decision days and the final observation)."""
+        available = self.market.available
+        if available is None:
+            available = np.ones(self.market.growth.shape, dtype=bool)
+        span = self.episode_length + 1
+        counts = np.concatenate([np.zeros((1, available.shape[1]), dtype=np.int64),
+                                 np.cumsum(available, axis=0)])
+        tradeable = np.zeros_like(available)
+        n_days = available.shape[0]
+        if n_days >= span:
+            tradeable[:n_days - span + 1] = (counts[span:] - counts[:-span]) == span
+        return tradeable
 
     # --- VecEnv interface -------------------------------------------------------------
 
@@ -189,7 +178,7 @@ class PortfolioVecEnv(VecEnv):
         self._smoothed = smooth_target(self._smoothed, target, settings)
         traded = apply_turnover_rule(self._weights, self._smoothed, settings)
         day = self._day
-        growth = self.market.growth[day]
+        growth = self._growth(day)
         outcome = rebalance_and_hold(self._weights, traded, growth, self.cost_rate)
         log_growth = np.log(outcome.net_growth)
         if settings.reward == "differential_sharpe":
@@ -222,6 +211,17 @@ class PortfolioVecEnv(VecEnv):
             self._reset_envs(dones)
             observations[dones] = self._observe()[dones]
         return observations, reward.astype(np.float32), dones, infos
+
+    def _growth(self, day: NDArray[np.int64]) -> NDArray[np.float64]:
+        """``(n_envs, n_assets)`` price growth from ``day`` to the next of each env's assets."""
+        if self.sampling:
+            return self.market.growth[day[:, None], self._assets]
+        return self.market.growth[day]
+
+    @property
+    def assets(self) -> NDArray[np.int64]:
+        """``(n_envs, n_assets)``: the market columns each environment trades now."""
+        return self._assets
 
     def _utility(self, net_growth: NDArray[np.float64]) -> NDArray[np.float64]:
         """``log(1 + r) − (γ − 1)/2 · r²`` of the day's net return ``r`` (γ: risk aversion)."""
@@ -269,6 +269,11 @@ class PortfolioVecEnv(VecEnv):
             self._day[mask] = self.start_days[0]
         else:
             self._day[mask] = self._rng.choice(self.start_days, size=count)
+            if self._tradeable is not None:
+                for env in np.flatnonzero(mask):
+                    candidates = np.flatnonzero(self._tradeable[self._day[env]])
+                    self._assets[env] = self._rng.choice(candidates, size=self.n_assets,
+                                                         replace=False)
         self._age[mask] = 0
         self._weights[mask] = 0.0
         self._weights[mask, -1] = 1.0
@@ -282,7 +287,10 @@ class PortfolioVecEnv(VecEnv):
         self._dsr_b[mask] = 0.0
 
     def _observe(self) -> NDArray[np.float32]:
-        features = self.market.observations[self._day]
+        if self.sampling:
+            features = self.market.observations[self._day[:, None], self._assets]
+        else:
+            features = self.market.observations[self._day]
         weights = self._weights[:, :-1, None].astype(np.float32)
         cash = np.broadcast_to(self._weights[:, None, -1:], weights.shape).astype(np.float32)
         return np.concatenate([features, weights, cash], axis=2)

@@ -106,6 +106,10 @@ class NullAgent(Agent):
             raise ModelError(f"{path} was not written by the null algorithm")
         self.steps = int(metadata.get("num_timesteps", 0))
 
+    def set_environment(self, env: Any) -> None:
+        """Step ``env`` from now on."""
+        self.env = env
+
     def transfer_from(self, path: Path) -> TransferReport:
         """Nothing to copy; checks that the file is a readable model file."""
         return TransferReport(source=resolve_model_path(path), copied=0, total=0)

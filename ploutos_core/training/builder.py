@@ -20,7 +20,9 @@ from ploutos_core.agents.model_files import read_metadata
 from ploutos_core.config.stage import Hyperparameters, StageSpec
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.stage_data import load_stage_panel
+from ploutos_core.data.universe import load_universe
 from ploutos_core.env.base import EnvRequest, Split
+from ploutos_core.errors import ConfigError
 from ploutos_core.evaluation.evaluate import build_backtest_env
 from ploutos_core.training.context import RunContext, StageContext
 from ploutos_core.training.episode_starts import episode_start_mask
@@ -79,9 +81,15 @@ def prepare_stage(run: RunContext, stage: StageSpec, position: int = 1, *,
     algorithm = run.registry.algorithm(options.algorithm or stage.algorithm)
     if panel is None:
         panel = load_stage_panel(source, stage, options.data, through="validation")
+    universe = None
+    if stage.universe.enabled:
+        universe = load_universe(source, stage, options.data)
+        skipped = "; ".join(f"{ticker} ({why})" for ticker, why in universe.skipped)
+        run.echo(f"{stage.name}: training universe of {len(universe.panels)} tickers"
+                 + (f"; skipped {skipped}" if skipped else ""))
     ctx = StageContext(run=run, stage=stage, position=position, panel=panel, source=source,
                        algorithm=algorithm, timesteps=scaled_timesteps(stage, options.scale),
-                       n_envs=stage.environments(options.n_envs))
+                       n_envs=stage.environments(options.n_envs), universe=universe)
     return attrs.evolve(ctx, start_mask=_start_mask(ctx))
 
 
@@ -115,6 +123,21 @@ def build_env(ctx: StageContext, split: Split | None = None, *,
             device=ctx.device))
     return build_backtest_env(ctx.registry, ctx.stage, ctx.panel, split or "validation",
                               ctx.device, n_envs=n_envs or 1)
+
+
+def build_universe_env(ctx: StageContext) -> VecEnv:
+    """Training episodes over the stage's universe: each samples as many tickers as the
+    stage trades, from those that trade through its whole window.
+
+    :raises ConfigError: when the stage has no universe or its env builder cannot use one.
+    """
+    builder = ctx.registry.env_builder(ctx.stage.env_builder)
+    if ctx.universe is None or not builder.supports_universe:
+        raise ConfigError(f"{ctx.stage.name}: env builder {builder.name!r} cannot train on "
+                          f"a [stage.universe]; use env_builder = \"portfolio\" or remove it")
+    return builder.build(EnvRequest(
+        panel=ctx.panel, stage=ctx.stage, split=training_split(ctx), n_envs=ctx.n_envs,
+        seed=ctx.seed, device=ctx.device, universe=ctx.universe))
 
 
 def training_setup(ctx: StageContext, hyperparameters: Hyperparameters) -> TrainingSetup:

@@ -24,6 +24,7 @@ from ploutos_core.config.stage import StageSpec
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.source import DataSource
 from ploutos_core.data.stage_data import DataOptions
+from ploutos_core.data.universe import Universe
 from ploutos_core.errors import ConfigError
 from ploutos_core.pluginmanager.hookcalls import call_hook
 from ploutos_core.pluginmanager.registry import Registry
@@ -144,6 +145,7 @@ class StageContext:
     :param n_envs: environments stepped at once.
     :param start_mask: allowed training-episode starts (day filter and selection window),
         or ``None`` for every day of the train split.
+    :param universe: the prices of the stage's training universe, when it has one.
     """
 
     run: RunContext
@@ -155,6 +157,15 @@ class StageContext:
     timesteps: int
     n_envs: int
     start_mask: NDArray[np.bool_] | None = None
+    universe: Universe | None = None
+
+    @property
+    def universe_steps(self) -> int:
+        """Steps trained on sampled sub-universes before the stage's own tickers (0 without
+        a universe)."""
+        if self.universe is None:
+            return 0
+        return round(self.stage.universe.fraction * self.timesteps)
 
     @property
     def registry(self) -> Registry:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from ploutos_core.agents.contract import Agent
-from ploutos_core.errors import TrainingInterrupted
+from ploutos_core.errors import ConfigError, TrainingInterrupted
 from ploutos_core.tracking.session import open_loggers
 from ploutos_core.training.context import StageContext
-from ploutos_core.training.interrupts import stop_on_signals
+from ploutos_core.training.interrupts import StopFlag, stop_on_signals
 from ploutos_core.training.monitor import StageMonitor
 from ploutos_core.training.records import Checkpoint, StageRun
 from ploutos_core.training.selection import periodic_evaluator
@@ -24,8 +24,41 @@ def model_metadata(run: StageRun) -> dict[str, Any]:
             "benchmark": run.stage.benchmark, "selection_trials": run.selection_trials}
 
 
-def train_agent(ctx: StageContext, agent: Agent, run: StageRun) -> StageMonitor:
+def learn_in_phases(ctx: StageContext, agent: Agent, run: StageRun, monitor: StageMonitor,
+                    stop: StopFlag, env: Any) -> None:
+    """Train on the stage's universe for its first ``universe.fraction`` of steps (when it
+    has one and the agent has not got that far), then on the stage's own tickers."""
+    if ctx.universe_steps and agent.num_timesteps < ctx.universe_steps:
+        from ploutos_core.training.builder import build_universe_env
+
+        ctx.run.echo(f"{ctx.stage.name}: {ctx.universe_steps:,} steps on sub-universes of "
+                     f"{len(ctx.universe.panels) if ctx.universe else 0} tickers, then "
+                     f"{run.timesteps - ctx.universe_steps:,} on {','.join(ctx.stage.tickers)}")
+        switch_environment(agent, build_universe_env(ctx))
+        agent.learn(ctx.universe_steps, monitor)
+        switch_environment(agent, env)
+        if stop.requested:
+            return
+    agent.learn(run.timesteps, monitor)
+
+
+def switch_environment(agent: Agent, env: Any) -> None:
+    """``agent.set_environment(env)``, refusing agents that cannot switch.
+
+    :raises ConfigError: naming the agent's algorithm.
+    """
+    try:
+        agent.set_environment(env)
+    except NotImplementedError as exc:
+        raise ConfigError(f"the algorithm's agent ({type(agent).__name__}) cannot switch "
+                          f"environments, which a [stage.universe] needs; remove the universe "
+                          f"or use --algorithm ppo") from exc
+
+
+def train_agent(ctx: StageContext, agent: Agent, run: StageRun, env: Any) -> StageMonitor:
     """Train ``agent`` to ``run.timesteps`` with checkpoints and a progress bar.
+
+    :param env: the stage's training environment (the agent's, when it was built).
 
     :raises TrainingInterrupted: on a signal, after writing a checkpoint.
     """
@@ -56,7 +89,7 @@ def train_agent(ctx: StageContext, agent: Agent, run: StageRun) -> StageMonitor:
                 evaluate=periodic_evaluator(ctx, run) if options.eval_freq else None,
                 evaluate_every=options.eval_freq,
             )
-            agent.learn(run.timesteps, monitor)
+            learn_in_phases(ctx, agent, run, monitor, stop, env)
     finally:
         progress.close()
         for logger in loggers:

@@ -112,19 +112,27 @@ class StageMonitor(TrainingMonitor):
         self._next_evaluation = 0
         self._started = time.monotonic()
         self._start_steps = self._seen_steps = agent.num_timesteps
+        self._training_started = False
         self._episodes: dict[str, list[float]] = {"portfolio_value": [], "sharpe": [],
                                                   "success": []}
 
     # --- TrainingMonitor --------------------------------------------------------------
 
     def on_training_start(self, agent: Agent) -> None:
-        """Remember the agent and where the step counters start (after a resume)."""
+        """Remember the agent and where the step counters start (after a resume).
+
+        A stage that trains in phases (a universe, then its own tickers) calls
+        ``learn`` twice; throughput counts from the first start.
+        """
         self.agent = agent
-        self._seen_steps = self._start_steps = agent.num_timesteps
+        self._seen_steps = agent.num_timesteps
         self._next_checkpoint = _next_multiple(agent.num_timesteps, self.checkpoint_every)
         if self.evaluate_every:
             self._next_evaluation = _next_multiple(agent.num_timesteps, self.evaluate_every)
-        self._started = time.monotonic()
+        if not self._training_started:
+            self._training_started = True
+            self._start_steps = agent.num_timesteps
+            self._started = time.monotonic()
 
     def on_step(self, num_timesteps: int, infos: list[dict[str, Any]]) -> bool:
         """Advance the progress bar, collect finished episodes, honour stop requests."""

@@ -89,6 +89,14 @@ class CurriculumRunner:
             algorithm = registry.algorithm(options.algorithm or stage.algorithm)
             if stage.env.day_filter:
                 registry.day_filter(stage.env.day_filter)
+                if stage.universe.enabled:
+                    raise ConfigError(f"{stage.name}: a day filter and a [stage.universe] "
+                                      f"cannot be combined; remove one of them")
+            if stage.universe.enabled and \
+                    not registry.env_builder(stage.env_builder).supports_universe:
+                raise ConfigError(f"{stage.name}: env builder {stage.env_builder!r} cannot "
+                                  f"train on a [stage.universe]; use env_builder = "
+                                  f"\"portfolio\" or remove the universe")
             if not (options.resume or options.overwrite) and layout.has_outputs(stage.name):
                 raise ConfigError(
                     f"{layout.stage_dir(stage.name)} already holds outputs of an earlier "
@@ -154,7 +162,7 @@ def run_stage(run: RunContext, stage: StageSpec, position: int, start_from: Path
     run.echo(f"{stage.name}: training {ctx.timesteps:,} steps on {','.join(stage.tickers)} "
              f"with {ctx.algorithm.name} ({ctx.n_envs} envs, {run.device})")
     started = time.monotonic()
-    monitor = train_agent(ctx, agent, record)
+    monitor = train_agent(ctx, agent, record, env)
     train_seconds = time.monotonic() - started
     last = monitor.checkpoint(agent.num_timesteps)
     validation = evaluate_agent(agent, ctx.registry, stage, ctx.panel, "validation",
