@@ -41,9 +41,12 @@ from ploutos_core.evaluation.evaluate import (
     with_cost_multiplier,
 )
 from ploutos_core.evaluation.report import ReportFiles, write_reports
+from ploutos_core.evaluation.universes import UniverseVerdict
+from ploutos_core.evaluation.universes import evaluate_universes as verdict_on_universes
 from ploutos_core.pluginmanager.manager import get_plugin_manager
 from ploutos_core.pluginmanager.registry import Registry
 from ploutos_core.pluginmanager.stage_files import stage_file_plugins
+from ploutos_core.runfiles.atomic import write_json, write_text
 from ploutos_core.runfiles.layout import RunLayout
 from ploutos_core.training.records import StageResult
 from ploutos_core.training.runner import CurriculumRunner, RunOptions
@@ -56,6 +59,7 @@ __all__ = [
     "Evaluation",
     "compare",
     "evaluate",
+    "evaluate_universes",
     "make_registry",
     "select_stages",
     "train_curriculum",
@@ -323,6 +327,48 @@ def evaluate(model: str | Path, *, stage: str | None = None, split: Split = "val
         files = write_reports(result, RunLayout(Path(out_dir)).report_dir(spec.name), stem,
                               training=training)
     return Evaluation(result=result, files=files)
+
+
+def evaluate_universes(model: str | Path, *, pool: Sequence[str], sets: int = 20,
+                       set_size: int | None = None, sets_seed: int = 0,
+                       stage: str | None = None, split: Split = "validation",
+                       source: str = "yfinance", data_dir: str | Path | None = None,
+                       cache_dir: str | Path = "data_cache", refresh: bool = False,
+                       seed: int = 0, device: str = "auto", algorithm: str | None = None,
+                       out_dir: str | Path | None = ".", registry: Registry | None = None
+                       ) -> UniverseVerdict:
+    """Backtest ``model`` on ``sets`` sub-universes drawn from ``pool`` over one split,
+    each beside 1/N rebalanced on the same days and costs (issue 11).
+
+    Writes ``out_dir/reports/<stage>/<split>_universes.{json,md}``.
+
+    :param pool: tickers to draw from; those without data over the split and two years
+        before it are left out.
+    :param set_size: tickers per set (default: as many as the stage trades).
+    :param sets_seed: seed of the draws (the same sets for every model compared).
+    """
+    registry = registry or make_registry()
+    path = resolve_model_path(model)
+    metadata = read_metadata(path)
+    spec = model_stage(registry, stage, metadata, path)
+    options = DataOptions(source=source, data_dir=Path(data_dir) if data_dir else None,
+                          cache_dir=Path(cache_dir), seed=seed, refresh=refresh)
+    resolved = resolve_device(device)
+
+    def load(env: Any) -> Any:
+        return load_for_evaluation(registry, path, spec, env, seed=seed, device=resolved,
+                                   algorithm=algorithm)
+
+    verdict = verdict_on_universes(load, registry, spec, pool, sets=sets, set_size=set_size,
+                                   seed=sets_seed, split=split, options=options)
+    if out_dir is not None:
+        directory = RunLayout(Path(out_dir)).report_dir(spec.name)
+        write_json(directory / f"{split}_universes.json",
+                   {**verdict.to_dict(), "model": str(path)})
+        write_text(directory / f"{split}_universes.md",
+                   f"# {spec.name} — {split} split, sub-universes\n\nModel: `{path}`\n\n"
+                   f"{verdict.describe()}.\n")
+    return verdict
 
 
 # --- comparison ---------------------------------------------------------------------------

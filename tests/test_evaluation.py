@@ -171,3 +171,34 @@ def test_daily_csv_recomputes_sharpe_and_drawdown_with_pandas(trained) -> None:
         assert rows["equity"].iloc[-1] == pytest.approx(expected["final_value"], rel=1e-9)
         assert rows["turnover"].mean() == pytest.approx(expected["average_daily_turnover"])
     assert (daily["next_date"] > daily["date"]).all()
+
+
+def test_sub_universe_verdict_compares_with_1_over_n_on_every_set(run_cli, trained,
+                                                                 tmp_path: Path) -> None:
+    """Issue 11: one model, K sets of tickers drawn from a pool, each beside 1/N."""
+    stage_file, out = trained
+    pool = tmp_path / "pool.txt"
+    pool.write_text("# tickers\nAAA\nBBB\nCCC\nDDD\nEEE  # a comment\n")
+    result = run_cli("evaluate", str(out / "models" / "tiny2_final"), "--stage-file",
+                     str(stage_file), "--source", "synthetic", "--out", str(out), "--sets", "4",
+                     "--pool", f"@{pool}", "--sets-seed", "3")
+    assert result.code == 0, result
+    assert "4 sets of 3 from a pool of 5: agent Sharpe − 1/N rebalanced median" in result.out
+    verdict = json.loads((out / "reports" / "tiny2" / "validation_universes.json").read_text())
+    assert verdict["pool"] == ["AAA", "BBB", "CCC", "DDD", "EEE"]
+    sets = [tuple(s["tickers"]) for s in verdict["sets"]]
+    assert len(set(sets)) == 4 and all(len(s) == 3 for s in sets)
+    for entry in verdict["sets"]:
+        assert entry["difference"] == pytest.approx(entry["sharpe"] - entry["benchmark_sharpe"])
+    won = sum(entry["difference"] > 0 for entry in verdict["sets"]) / 4
+    assert verdict["summary"]["share_won"] == won
+    again = run_cli("evaluate", str(out / "models" / "tiny2_final"), "--stage-file",
+                    str(stage_file), "--source", "synthetic", "--out", str(tmp_path / "again"),
+                    "--sets", "4", "--pool", "AAA,BBB,CCC,DDD,EEE", "--sets-seed", "3")
+    repeat = json.loads((tmp_path / "again" / "reports" / "tiny2" /
+                         "validation_universes.json").read_text())
+    assert repeat["sets"] == verdict["sets"]  # seeded: the same sets, the same numbers
+    too_many = run_cli("evaluate", str(out / "models" / "tiny2_final"), "--stage-file",
+                       str(stage_file), "--source", "synthetic", "--out", str(out), "--sets",
+                       "11", "--pool", "AAA,BBB,CCC,DDD,EEE")
+    assert too_many.code == 1 and "11 distinct sets of 3 need more" in too_many.err

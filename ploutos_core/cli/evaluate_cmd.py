@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ploutos_core.api import evaluate
+from ploutos_core.api import evaluate, evaluate_universes
 from ploutos_core.cli.context import AppContext, pass_app
 from ploutos_core.cli.options import (
     data_options,
@@ -35,6 +35,25 @@ def parse_multipliers(value: str) -> list[float]:
     return multipliers
 
 
+def parse_pool(value: str) -> list[str]:
+    """``"A,B,C"`` or ``"@file"`` (one ticker per line, ``#`` comments) → tickers.
+
+    :raises ConfigError: for an unreadable file or an empty pool.
+    """
+    if value.startswith("@"):
+        try:
+            lines = Path(value[1:]).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"--pool {value}: cannot read the file ({exc})") from exc
+        tickers = [line.split("#")[0].strip() for line in lines]
+    else:
+        tickers = list(split_list(value))
+    tickers = [t for t in tickers if t]
+    if not tickers:
+        raise ConfigError(f"--pool {value!r} names no ticker")
+    return tickers
+
+
 @click.command("evaluate")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--stage", "stage_name",
@@ -52,6 +71,14 @@ def parse_multipliers(value: str) -> list[float]:
               help="Configurations looked at before choosing this model, for the deflated "
                    "Sharpe ratio (default: what the model file records — a tuned model its "
                    "study's trials — else 1).")
+@click.option("--sets", type=click.IntRange(min=1),
+              help="Also backtest the model on this many sub-universes drawn from --pool, "
+                   "each beside 1/N (writes <split>_universes.json/.md).")
+@click.option("--pool", help="Tickers the sets are drawn from: A,B,C or @FILE (one per line).")
+@click.option("--set-size", type=click.IntRange(min=1),
+              help="Tickers per set (default: as many as the stage trades).")
+@click.option("--sets-seed", type=int, default=0, show_default=True,
+              help="Seed of the draws: the same sets for every model compared.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("."), show_default=True, help="Reports go to OUT/reports/<stage>/.")
 @data_options
@@ -61,7 +88,9 @@ def parse_multipliers(value: str) -> list[float]:
 @pass_app
 def evaluate_command(app: AppContext, /, model: Path, stage_name: str | None, split: Split,
                      cost_multiplier: str, risk_free_rate: float, algorithm: str | None,
-                     trials: int | None, out_dir: Path, seed: int, device: str,
+                     trials: int | None, sets: int | None, pool: str | None,
+                     set_size: int | None, sets_seed: int, out_dir: Path, seed: int,
+                     device: str,
                      stage_files: tuple[str, ...], **data: Any) -> None:
     """Backtest MODEL deterministically on a split, with baselines on the same days and costs.
 
@@ -81,3 +110,12 @@ def evaluate_command(app: AppContext, /, model: Path, stage_name: str | None, sp
         click.echo(format_table(evaluation.result))
         click.echo(f"wrote {files.json}, {files.markdown.name}, {files.plot.name}, "
                    f"{files.daily.name}\n")
+    if sets:
+        if not pool:
+            raise click.UsageError("--sets needs --pool (the tickers to draw sets from)")
+        verdict = evaluate_universes(
+            model, pool=parse_pool(pool), sets=sets, set_size=set_size, sets_seed=sets_seed,
+            stage=stage_name, split=split, source=data["source"], data_dir=data["data_dir"],
+            cache_dir=data["cache_dir"], refresh=data["refresh"], seed=seed, device=device,
+            algorithm=algorithm, out_dir=out_dir, registry=registry)
+        click.echo(verdict.describe())
