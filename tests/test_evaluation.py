@@ -195,6 +195,7 @@ def test_sub_universe_verdict_compares_with_1_over_n_on_every_set(run_cli, train
     again = run_cli("evaluate", str(out / "models" / "tiny2_final"), "--stage-file",
                     str(stage_file), "--source", "synthetic", "--out", str(tmp_path / "again"),
                     "--sets", "4", "--pool", "AAA,BBB,CCC,DDD,EEE", "--sets-seed", "3")
+    assert again.code == 0, again
     repeat = json.loads((tmp_path / "again" / "reports" / "tiny2" /
                          "validation_universes.json").read_text())
     assert repeat["sets"] == verdict["sets"]  # seeded: the same sets, the same numbers
