@@ -62,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("/tmp/ploutos-agent-quality"),
                         help="where the runs' directories go (not the repository)")
     parser.add_argument("--table", action="store_true", help="print the table of every result")
+    parser.add_argument("--stages", type=int, default=None,
+                        help="train only the first N stages (a quick screen; default: all)")
     parser.add_argument("--collect", action="store_true",
                         help="only read the reports of runs already in --work (no training)")
     return parser.parse_args(argv)
@@ -171,15 +173,26 @@ def untrained_record(stage_file: Path, stage: str, seed: int, data_dir: Path) ->
             "turnover": result.agent.average_turnover}
 
 
+def label(args: argparse.Namespace, name: str) -> str:
+    """The configuration's name, with ``-stagesN`` for a screen of the first N stages."""
+    return name + (f"-stages{args.stages}" if args.stages else "")
+
+
+def seed_dir(args: argparse.Namespace, name: str, seed: int) -> Path:
+    """Where one seed's runs of a configuration go."""
+    return args.work / label(args, name) / f"seed{seed}"
+
+
 def run_seed(name: str, seed: int, args: argparse.Namespace, tables: list[dict[str, Any]],
              stage_file: Path) -> dict[str, Any]:
     """One seed of one configuration: the curriculum, and the scratch arm if asked."""
-    out = args.work / name / f"seed{seed}"
+    out = seed_dir(args, name, seed)
     common = ["--source", "csv", "--data-dir", str(args.data_dir), "--stage-file",
               str(stage_file), "--seed", str(seed), "--ignore-gates", "--no-progress",
               "--overwrite"]
     out.mkdir(parents=True, exist_ok=True)
-    seconds = run([*PLOUTOS, "run", "curriculum", "--curriculum", f"aq-{name}",
+    selection = ["--stages", f"1-{len(tables)}"]
+    seconds = run([*PLOUTOS, "run", "curriculum", "--curriculum", f"aq-{name}", *selection,
                    "--scale", str(args.scale), "--out", str(out / "curriculum"), *common],
                   out / "curriculum.log")
     (out / "curriculum_seconds").write_text(f"{seconds:.1f}")
@@ -196,7 +209,7 @@ def run_seed(name: str, seed: int, args: argparse.Namespace, tables: list[dict[s
 def collect_seed(name: str, seed: int, args: argparse.Namespace,
                  tables: list[dict[str, Any]], stage_file: Path) -> dict[str, Any]:
     """The numbers of one seed's finished runs (and its untrained policies)."""
-    out = args.work / name / f"seed{seed}"
+    out = seed_dir(args, name, seed)
 
     def seconds(arm: str) -> float | None:
         path = out / f"{arm}_seconds"
@@ -285,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     configs = tomllib.loads(CONFIGS.read_text())["config"]
     files = {name: args.work / name / "stages.toml" for name in args.config}
-    tables = {name: write_stage_file(name, path) for name, path in files.items()}
+    tables = {name: write_stage_file(name, path)[:args.stages] for name, path in files.items()}
     jobs = [(name, seed) for name in args.config for seed in seeds]
     started = time.perf_counter()
 
@@ -308,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": [records[(name, seed)] for seed in seeds],
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
-        out = RESULTS / f"{name}-x{args.scale:g}.json"
+        out = RESULTS / f"{label(args, name)}-x{args.scale:g}.json"
         out.write_text(json.dumps(result, indent=2))
         print(f"wrote {out}")
     print_table()
