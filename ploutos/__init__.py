@@ -17,13 +17,16 @@ authors import :mod:`ploutos_core` instead.
 from ploutos_core import __version__
 from ploutos_core.api import (
     CurriculumResult,
+    EnsembleResult,
     Evaluation,
     compare,
     evaluate,
     evaluate_universes,
+    make_ensemble,
     make_registry,
     select_stages,
     train_curriculum,
+    train_ensemble,
     train_stage,
     tune,
 )
@@ -34,6 +37,7 @@ from ploutos_core.training.records import StageResult
 __all__ = [
     "Comparison",
     "CurriculumResult",
+    "EnsembleResult",
     "Evaluation",
     "EvaluationResult",
     "StageResult",
@@ -41,9 +45,11 @@ __all__ = [
     "compare",
     "evaluate",
     "evaluate_universes",
+    "make_ensemble",
     "make_registry",
     "select_stages",
     "train_curriculum",
+    "train_ensemble",
     "train_stage",
     "tune",
 ]

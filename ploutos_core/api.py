@@ -26,6 +26,7 @@ import attrs
 import click
 
 from ploutos_core.agents.device import resolve_device
+from ploutos_core.agents.ensemble import write_ensemble
 from ploutos_core.agents.model_files import read_metadata, resolve_model_path
 from ploutos_core.comparison.report import write_comparison
 from ploutos_core.comparison.runner import CompareOptions, Comparison, ComparisonRunner
@@ -40,6 +41,7 @@ from ploutos_core.evaluation.evaluate import (
     load_for_evaluation,
     with_cost_multiplier,
 )
+from ploutos_core.evaluation.gate import judge_gate
 from ploutos_core.evaluation.report import ReportFiles, write_reports
 from ploutos_core.evaluation.universes import UniverseVerdict
 from ploutos_core.evaluation.universes import evaluate_universes as verdict_on_universes
@@ -56,13 +58,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CurriculumResult",
+    "EnsembleResult",
     "Evaluation",
     "compare",
     "evaluate",
     "evaluate_universes",
+    "make_ensemble",
     "make_registry",
     "select_stages",
     "train_curriculum",
+    "train_ensemble",
     "train_stage",
     "tune",
 ]
@@ -369,6 +374,77 @@ def evaluate_universes(model: str | Path, *, pool: Sequence[str], sets: int = 20
                    f"# {spec.name} — {split} split, sub-universes\n\nModel: `{path}`\n\n"
                    f"{verdict.describe()}.\n")
     return verdict
+
+
+# --- ensembles ---------------------------------------------------------------------------
+
+
+def make_ensemble(models: Sequence[str | Path], out: str | Path) -> Path:
+    """Combine model files of one stage into an ensemble file (their target weights are
+    averaged); it loads wherever a model file does.
+
+    :raises ModelError: for fewer than two models or models of different stages.
+    """
+    return write_ensemble(models, Path(out))
+
+
+@attrs.frozen(eq=False)
+class EnsembleResult:
+    """A seed ensemble per stage, with each member run.
+
+    :param out_dir: holds ``seed<k>/`` runs, ``models/<stage>_ensemble.zip`` and
+        ``reports/<stage>/validation.*``.
+    :param members: each seed's run.
+    :param ensembles: stage name → the ensemble file.
+    :param evaluations: stage name → the ensemble's validation evaluation.
+    """
+
+    out_dir: Path
+    members: tuple[CurriculumResult, ...]
+    ensembles: dict[str, Path]
+    evaluations: dict[str, Evaluation]
+
+
+def train_ensemble(curriculum: str = "default", *, seeds: Sequence[int] = (0, 1, 2),
+                   stages: str | Sequence[str] | None = None, out_dir: str | Path = "ensemble",
+                   source: str = "yfinance", data_dir: str | Path | None = None,
+                   cache_dir: str | Path = "data_cache", refresh: bool = False,
+                   registry: Registry | None = None, echo: Callable[[str], None] = click.echo,
+                   **options: Any) -> EnsembleResult:
+    """Train the curriculum once per seed (gates ignored, so every seed finishes), combine
+    each stage's final models into ``models/<stage>_ensemble.zip`` and evaluate it on
+    validation; the ensemble's gate is reported.
+
+    :param options: the :func:`train_curriculum` options (``scale``, ``device``, …).
+    """
+    registry = registry or make_registry()
+    if len(set(seeds)) < 2:
+        raise ConfigError(f"an ensemble needs at least two different seeds, got {list(seeds)}")
+    out = Path(out_dir)
+    members = []
+    for seed in seeds:
+        echo(f"== ensemble member: seed {seed} in {out / f'seed{seed}'}")
+        members.append(train_curriculum(
+            curriculum, stages=stages, out_dir=out / f"seed{seed}", source=source,
+            data_dir=data_dir, cache_dir=cache_dir, refresh=refresh, seed=seed,
+            registry=registry, echo=echo, **{**options, "ignore_gates": True}))
+    ensembles: dict[str, Path] = {}
+    evaluations: dict[str, Evaluation] = {}
+    layout = RunLayout(out)
+    for index, result in enumerate(members[0].stages):
+        name = result.stage
+        finals = [m.stages[index].final_model for m in members]
+        target = layout.root / "models" / f"{name}_ensemble.zip"
+        ensembles[name] = write_ensemble([f for f in finals if f is not None], target,
+                                         {"seeds": list(seeds)})
+        evaluations[name] = evaluate(target, split="validation", source=source,
+                                     data_dir=data_dir, cache_dir=cache_dir, seed=seeds[0],
+                                     device=options.get("device", "auto"), out_dir=out,
+                                     registry=registry)
+        verdict = judge_gate(registry.stage(name).gate, evaluations[name].result)
+        echo(f"{name} ensemble of {len(seeds)}: {verdict.describe()}")
+    return EnsembleResult(out_dir=out, members=tuple(members), ensembles=ensembles,
+                          evaluations=evaluations)
 
 
 # --- comparison ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import click
 from ploutos_core.cli.compare_cmd import compare_command
 from ploutos_core.cli.context import AppContext
 from ploutos_core.cli.data_cmd import data_group
+from ploutos_core.cli.ensemble_cmd import ensemble_group
 from ploutos_core.cli.evaluate_cmd import evaluate_command
 from ploutos_core.cli.plugins_cmd import plugins_group
 from ploutos_core.cli.run_cmd import run_group
@@ -21,7 +22,7 @@ from ploutos_core.pluginmanager.hookcalls import call_per_plugin
 from ploutos_core.pluginmanager.manager import get_plugin_manager
 
 BUILTIN_COMMANDS = (plugins_group, stages_group, data_group, run_group, tune_command,
-                    evaluate_command, compare_command)
+                    evaluate_command, compare_command, ensemble_group)
 
 
 def limit_threads(threads: int) -> None:

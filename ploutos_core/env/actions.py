@@ -59,9 +59,41 @@ class ActionMap:
         cash = settings.max_cash * np.clip(clipped[:, -1:], 0.0, 1.0)
         return np.concatenate([assets * (1.0 - cash), cash], axis=1)
 
+    def action_for(self, weights: Array) -> NDArray[np.float32]:
+        """An action whose target weights are ``weights`` (``(n, n_assets + 1)``), as nearly
+        as actions in ``[-1, 1]`` can express them (exactly when they can).
+
+        Softmax maps are unchanged by adding a constant to every score, so the scores are
+        centred before clipping; an ensemble averages its members' target weights and
+        acts with this.
+        """
+        settings = self.settings
+        weights = np.clip(np.asarray(weights, dtype=np.float64), 1e-12, None)
+        if settings.action == "softmax":
+            scores = np.log(weights) / settings.action_scale
+            return _centred(scores).astype(np.float32)
+        cash = weights[:, -1:]
+        invested = np.clip(1.0 - cash, 1e-12, None)
+        base = self.benchmark[:-1]
+        held = base > 0
+        tilt = np.zeros_like(weights[:, :-1])
+        tilt[:, held] = (np.log(weights[:, :-1][:, held] / invested)
+                         - np.log(base[held])) / settings.tilt_scale
+        tilt[:, held] = _centred(tilt[:, held])
+        cash_action = cash / settings.max_cash if settings.max_cash > 0 else np.zeros_like(cash)
+        action: NDArray[np.float32] = np.clip(np.concatenate([tilt, cash_action], axis=1),
+                                              -1.0, 1.0).astype(np.float32)
+        return action
+
     def neutral_action(self) -> NDArray[np.float32]:
         """The action whose target is the benchmark (``tilt``) or equal weights (``softmax``)."""
         return np.zeros(self.benchmark.shape[0], dtype=np.float32)
+
+
+def _centred(scores: Array) -> Array:
+    """Scores shifted so their largest and smallest are symmetric around 0, then clipped."""
+    middle = (scores.max(axis=-1, keepdims=True) + scores.min(axis=-1, keepdims=True)) / 2
+    return np.clip(scores - middle, -1.0, 1.0)  # type: ignore[no-any-return]
 
 
 def smooth_target(previous: Array, target: Array, settings: EnvSettings) -> Array:

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ploutos_core.agents.contract import Agent, TrainingSetup
-from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.agents.ensemble import EnsembleAgent, is_ensemble, unpacked_members
+from ploutos_core.agents.model_files import read_metadata, resolve_model_path
 from ploutos_core.config.stage import Hyperparameters, StageSpec
 from ploutos_core.data.panel import Panel
+from ploutos_core.env.actions import ActionMap
 from ploutos_core.env.base import EnvRequest, Split
 from ploutos_core.errors import ConfigError
 from ploutos_core.evaluation.backtest import (
@@ -73,13 +75,22 @@ def load_for_evaluation(registry: Registry, path: Path, stage: StageSpec, env: V
                         seed: int = 0, device: str = "cpu", algorithm: str | None = None
                         ) -> Agent:
     """Load a model file to backtest it, with the algorithm and hyperparameters it was
-    trained with (from its ``ploutos.json``; the stage's when the file has none).
+    trained with (from its ``ploutos.json``; the stage's when the file has none). An
+    ensemble file loads every member and averages their target weights.
 
     :param algorithm: the algorithm the user named (``--algorithm``), if any.
     :raises ConfigError: when ``algorithm`` contradicts the one the file records.
     :raises ModelError: when the file is missing, corrupt or does not fit ``env``.
     """
     metadata = read_metadata(path)
+    if is_ensemble(metadata):
+        with unpacked_members(resolve_model_path(path)) as members:
+            agents = [load_for_evaluation(registry, member, stage, env, seed=seed,
+                                          device=device, algorithm=algorithm)
+                      for member, _ in members]
+        n_assets = int(env.observation_space.shape[0])  # type: ignore[index]
+        return EnsembleAgent(agents, ActionMap.for_stage(stage.env, stage.benchmark, n_assets),
+                             metadata)
     recorded = metadata.get("algorithm")
     if recorded and algorithm and algorithm != recorded:
         raise ConfigError(f"{path} was trained with {recorded!r}, not {algorithm!r}")

@@ -16,7 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ploutos_core.agents.contract import Agent, TrainingSetup
-from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.agents.ensemble import is_ensemble, unpacked_members
+from ploutos_core.agents.model_files import read_metadata, resolve_model_path
 from ploutos_core.config.stage import Hyperparameters, StageSpec
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.stage_data import load_stage_panel
@@ -158,7 +159,12 @@ def build_agent(ctx: StageContext, env: VecEnv, hyperparameters: Hyperparameters
         ctx.run.echo(f"resuming from {resume_from} at step {agent.num_timesteps:,}")
         return agent
     agent = ctx.algorithm.build(env, setup)
-    if start_from is not None:
+    if start_from is not None and is_ensemble(read_metadata(start_from)):
+        with unpacked_members(resolve_model_path(start_from)) as members:
+            report = agent.transfer_from(members[0][0])
+        ctx.run.echo(f"transferred {report.copied}/{report.total} tensors from the first "
+                     f"member of the ensemble {start_from}")
+    elif start_from is not None:
         ctx.run.echo(str(agent.transfer_from(start_from)))
     return agent
 
