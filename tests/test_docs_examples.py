@@ -17,6 +17,7 @@ from ploutos_core.config.stage import (
     Gate,
     Hyperparameters,
     Splits,
+    TransferSettings,
     TuningSpace,
     UniverseSettings,
 )
@@ -33,8 +34,10 @@ MY_CURRICULUM = DOCS / "examples" / "my-curriculum.toml"
 
 TABLES = {"[stage]": StageSpec, "[stage.hyperparameters]": Hyperparameters,
           "[stage.tuning]": TuningSpace, "[stage.splits]": Splits, "[stage.gate]": Gate,
-          "[stage.env]": EnvSettings, "[stage.universe]": UniverseSettings}
-NESTED = {Hyperparameters, TuningSpace, Splits, Gate, EnvSettings, UniverseSettings}
+          "[stage.env]": EnvSettings, "[stage.universe]": UniverseSettings,
+          "[stage.transfer]": TransferSettings}
+NESTED = {Hyperparameters, TuningSpace, Splits, Gate, EnvSettings, UniverseSettings,
+          TransferSettings}
 
 
 def _documented_default(field: attrs.Attribute[Any]) -> str | None:

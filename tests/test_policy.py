@@ -118,3 +118,34 @@ def test_checkpoint_round_trip_restores_steps_and_optimizer(registry, tmp_path: 
     torch.testing.assert_close(loaded_optimizer[0]["exp_avg"], saved_optimizer[0]["exp_avg"])
     observation = env.reset()
     np.testing.assert_array_equal(agent.predict(observation), restored.predict(observation))
+
+
+def test_partial_transfer_copies_only_the_named_tensors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11: [stage.transfer] parameters = ["encoder", "context"] keeps the rest fresh."""
+    import torch
+
+    from ploutos_core import get_plugin_manager
+    from ploutos_core.agents.contract import TrainingSetup
+    from ploutos_core.errors import ModelError
+    from ploutos_core.pluginmanager.registry import Registry
+    from ploutos_core.testing import _env, _market_stage
+
+    registry = Registry(get_plugin_manager())
+    ppo = registry.algorithm("ppo")
+    stage, panel = _market_stage(("AAA", "BBB"))
+    setup = TrainingSetup(hyperparameters=stage.hyperparameters, seed=0)
+    source = ppo.build(_env(stage, panel, "train", 2), setup)
+    path = tmp_path / "source.zip"
+    source.save(path, {"stage": "check"})
+    receiver = ppo.build(_env(stage, panel, "train", 2), TrainingSetup(
+        hyperparameters=stage.hyperparameters, seed=1))
+    fresh = {k: v.clone() for k, v in receiver.model.policy.state_dict().items()}
+    report = receiver.transfer_from(path, only=("encoder", "context"))
+    copied = {k for k in fresh if k.startswith(("encoder.", "context."))}
+    assert report.copied == len(copied) and report.total == len(fresh)
+    theirs = source.model.policy.state_dict()
+    for key, value in receiver.model.policy.state_dict().items():
+        expected = theirs[key] if key in copied else fresh[key]
+        assert torch.equal(value, expected), key
+    with pytest.raises(ModelError, match="match no tensor"):
+        receiver.transfer_from(path, only=("decoder",))

@@ -112,6 +112,10 @@ class Agent(abc.ABC):
     def transfer_from(self, path: Path) -> TransferReport:
         """Load policy weights only from a model file; every tensor must match.
 
+        Agents that can copy part of a policy accept ``only=`` (a sequence of tensor-name
+        prefixes); the core passes it only for a stage with ``[stage.transfer]
+        parameters``.
+
         :raises ploutos_core.errors.ModelError: when the file is missing, corrupt or
             its tensors do not fit this policy.
         """

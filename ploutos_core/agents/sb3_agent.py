@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -187,14 +187,27 @@ class SB3Agent(Agent):
         self.steps_at_update = self.model.num_timesteps
         return metadata
 
-    def transfer_from(self, path: Path) -> TransferReport:
-        """Copy every policy tensor from ``path`` (weights only, strict)."""
+    def transfer_from(self, path: Path, only: Sequence[str] = ()) -> TransferReport:
+        """Copy policy tensors from ``path`` (weights only): every tensor (strict), or the
+        ones whose names start with a prefix of ``only`` (the rest keep their fresh
+        initialisation).
+
+        :raises ModelError: when the file does not fit, or ``only`` matches no tensor.
+        """
         resolved = resolve_model_path(path)
         state = read_state_dict(resolved)
         self._check_compatible(resolved, state)
-        self.model.policy.load_state_dict(state, strict=True)
-        return TransferReport(source=resolved, copied=len(state),
-                              total=len(self.model.policy.state_dict()))
+        total = len(self.model.policy.state_dict())
+        if not only:
+            self.model.policy.load_state_dict(state, strict=True)
+            return TransferReport(source=resolved, copied=len(state), total=total)
+        chosen = {key: value for key, value in state.items()
+                  if any(key == prefix or key.startswith(prefix + ".") for prefix in only)}
+        if not chosen:
+            raise ModelError(f"[stage.transfer] parameters {list(only)} match no tensor of "
+                             f"the policy; its tensors are {sorted(state)[:8]}…")
+        self.model.policy.load_state_dict(chosen, strict=False)
+        return TransferReport(source=resolved, copied=len(chosen), total=total)
 
     def _check_compatible(self, path: Path, state: Mapping[str, torch.Tensor]) -> None:
         own = self.model.policy.state_dict()

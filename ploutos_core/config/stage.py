@@ -273,6 +273,19 @@ class UniverseSettings:
 
 
 @attrs.frozen
+class TransferSettings:
+    """What a stage takes from the model it starts from (``[stage.transfer]``).
+
+    :param parameters: names (or name prefixes) of the policy tensors to copy; the rest
+        keep a fresh initialisation. Empty: every tensor. For the built-in asset-set
+        policy: ``encoder``, ``context``, ``asset_head``, ``cash_head``, ``value_head``,
+        ``asset_log_std``, ``cash_log_std``.
+    """
+
+    parameters: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class Gate:
     """Promotion gate: the validation result a stage must reach to pass on, and its target.
 
@@ -328,6 +341,7 @@ class StageSpec:
     :param gate: minimum validation result to promote the stage.
     :param env: environment behaviour (``[stage.env]`` in TOML).
     :param universe: a wider pool of tickers to train on first (``[stage.universe]``).
+    :param transfer: what the stage copies from the model it starts from.
     """
 
     name: str = attrs.field(validator=_name)
@@ -349,6 +363,7 @@ class StageSpec:
     gate: Gate = Gate()
     env: EnvSettings = EnvSettings()
     universe: UniverseSettings = UniverseSettings()
+    transfer: TransferSettings = TransferSettings()
 
     @tickers.validator
     def _check_tickers(self, attribute: attrs.Attribute[tuple[str, ...]],

@@ -15,7 +15,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from ploutos_core.agents.contract import Agent, TrainingSetup
+from ploutos_core.agents.contract import Agent, TrainingSetup, TransferReport
 from ploutos_core.agents.ensemble import is_ensemble, unpacked_members
 from ploutos_core.agents.model_files import read_metadata, resolve_model_path
 from ploutos_core.config.stage import Hyperparameters, StageSpec
@@ -159,14 +159,31 @@ def build_agent(ctx: StageContext, env: VecEnv, hyperparameters: Hyperparameters
         ctx.run.echo(f"resuming from {resume_from} at step {agent.num_timesteps:,}")
         return agent
     agent = ctx.algorithm.build(env, setup)
-    if start_from is not None and is_ensemble(read_metadata(start_from)):
+    if start_from is None:
+        return agent
+    only = ctx.stage.transfer.parameters
+    if is_ensemble(read_metadata(start_from)):
         with unpacked_members(resolve_model_path(start_from)) as members:
-            report = agent.transfer_from(members[0][0])
+            report = transfer(agent, members[0][0], only)
         ctx.run.echo(f"transferred {report.copied}/{report.total} tensors from the first "
                      f"member of the ensemble {start_from}")
-    elif start_from is not None:
-        ctx.run.echo(str(agent.transfer_from(start_from)))
+    else:
+        ctx.run.echo(str(transfer(agent, start_from, only)))
     return agent
+
+
+def transfer(agent: Agent, path: Path, only: tuple[str, ...]) -> TransferReport:
+    """``agent.transfer_from(path)``, with ``only`` when the stage copies a part.
+
+    :raises ConfigError: when the agent cannot copy parts of a policy.
+    """
+    if not only:
+        return agent.transfer_from(path)
+    try:
+        return agent.transfer_from(path, only=only)  # type: ignore[call-arg]
+    except TypeError as exc:
+        raise ConfigError(f"the algorithm's agent ({type(agent).__name__}) cannot copy part "
+                          f"of a policy ([stage.transfer] parameters = {list(only)})") from exc
 
 
 def resumed_hyperparameters(resume_from: Path) -> Hyperparameters | None:
