@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,24 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+#: what :func:`atomic_path` names its temporary files: ``.<name>.<random>.tmp<suffix>``.
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^.]*)?$")
+
+
+def remove_stale_temporaries(root: Path) -> list[Path]:
+    """Delete the temporary files an interrupted atomic write left under ``root``.
+
+    Only safe while no other process writes there (the run lock is held).
+    """
+    removed = []
+    if root.is_dir():
+        for path in root.rglob(".*.tmp*"):
+            if path.is_file() and _TEMPORARY.match(path.name):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:

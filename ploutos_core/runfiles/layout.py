@@ -86,6 +86,31 @@ class RunLayout:
         """Whether an earlier run left checkpoints or a final model for ``stage``."""
         return bool(self.checkpoints(stage)) or self.final_model(stage).exists()
 
+    def stage_outputs(self, stage: str) -> list[Path]:
+        """Every file or folder a run of ``stage`` writes that exists now."""
+        paths = [self.stage_dir(stage), self.final_model(stage), self.report_dir(stage),
+                 self.log_dir(stage)]
+        return [path for path in paths if path.exists()]
+
+    def move_aside(self, stages: list[str], stamp: str) -> Path | None:
+        """Move the outputs of ``stages`` to ``previous/<stamp>/`` (``--overwrite``), keeping
+        their relative paths; ``None`` when there were none.
+        """
+        moved = None
+        for stage in stages:
+            for path in self.stage_outputs(stage):
+                target = self.root / "previous" / stamp / path.relative_to(self.root)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), str(target))
+                moved = self.root / "previous" / stamp
+        return moved
+
+    def quarantine(self, checkpoint: Path) -> Path:
+        """Rename an unreadable checkpoint to ``<name>.corrupt`` (kept for inspection)."""
+        target = checkpoint.with_name(checkpoint.name + ".corrupt")
+        checkpoint.replace(target)
+        return target
+
     def promote(self, checkpoint: Path, target: Path) -> Path:
         """Copy ``checkpoint`` to ``target`` atomically (e.g. the stage's final model)."""
         with atomic_path(target) as tmp:

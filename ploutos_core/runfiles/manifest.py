@@ -133,6 +133,11 @@ class Manifest:
         self.data["stages"].setdefault(name, {}).update(fields)
         self.save()
 
+    def forget(self, stages: list[str]) -> None:
+        """Drop the records of ``stages`` (their outputs were replaced by ``--overwrite``)."""
+        for name in stages:
+            self.data["stages"].pop(name, None)
+
     def save(self) -> None:
         """Write the manifest."""
         write_json(self.path, self.data)

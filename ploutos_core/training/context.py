@@ -90,6 +90,9 @@ class RunOptions:
             raise ConfigError(f"--eval-freq must be >= 0, got {self.eval_freq}")
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"--seed must be in 0…{2**32 - 1}, got {self.seed}")
+        if self.resume and self.overwrite:
+            raise ConfigError("--resume continues the earlier run and --overwrite replaces it; "
+                              "give one of them")
 
     @property
     def selects_models(self) -> bool:

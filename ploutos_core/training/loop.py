@@ -3,6 +3,7 @@ evaluation and a polite stop on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ploutos_core.agents.contract import Agent
@@ -55,8 +56,12 @@ def switch_environment(agent: Agent, env: Any) -> None:
                           f"or use --algorithm ppo") from exc
 
 
-def train_agent(ctx: StageContext, agent: Agent, run: StageRun, env: Any) -> StageMonitor:
+def train_agent(ctx: StageContext, agent: Agent, run: StageRun, env: Any,
+                stop: StopFlag | None = None) -> StageMonitor:
     """Train ``agent`` to ``run.timesteps`` with checkpoints and a progress bar.
+
+    :param stop: the run's stop flag, set by SIGINT/SIGTERM (the caller installed the
+        handlers); without one, handlers are installed for the training alone.
 
     :param env: the stage's training environment (the agent's, when it was built).
 
@@ -74,7 +79,8 @@ def train_agent(ctx: StageContext, agent: Agent, run: StageRun, env: Any) -> Sta
                     disable=not options.progress, mininterval=0.5)
     metadata = model_metadata(run)
     try:
-        with stop_on_signals() as stop:
+        with contextlib.nullcontext(stop) if stop is not None else stop_on_signals() as flag:
+            stop = flag
             monitor = StageMonitor(
                 agent=agent,
                 checkpoint_path=lambda steps: layout.checkpoint(name, steps),

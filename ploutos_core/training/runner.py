@@ -15,14 +15,16 @@ import click
 from ploutos_core.agents.device import resolve_device
 from ploutos_core.agents.model_files import read_metadata
 from ploutos_core.config.stage import Hyperparameters, StageSpec, stage_to_dict
-from ploutos_core.errors import ConfigError, GateFailedError
+from ploutos_core.errors import ConfigError, GateFailedError, ModelError, TrainingInterrupted
 from ploutos_core.evaluation.backtest import EvaluationResult
 from ploutos_core.evaluation.evaluate import evaluate_agent
 from ploutos_core.evaluation.gate import judge_gate
 from ploutos_core.evaluation.report import format_table, write_reports
 from ploutos_core.pluginmanager.manager import plugin_infos
 from ploutos_core.pluginmanager.registry import Registry
+from ploutos_core.runfiles.atomic import remove_stale_temporaries
 from ploutos_core.runfiles.layout import RunLayout
+from ploutos_core.runfiles.lock import run_lock
 from ploutos_core.runfiles.manifest import Manifest, options_record
 from ploutos_core.tracking.session import logger_names
 from ploutos_core.training.builder import (
@@ -33,6 +35,7 @@ from ploutos_core.training.builder import (
     resumed_hyperparameters,
 )
 from ploutos_core.training.context import RunContext, RunOptions, StageContext
+from ploutos_core.training.interrupts import StopFlag, stop_on_signals
 from ploutos_core.training.loop import train_agent
 from ploutos_core.training.records import StageResult, StageRun
 from ploutos_core.tuning.study import tune_stage
@@ -65,17 +68,36 @@ class CurriculumRunner:
         :raises TrainingInterrupted: on SIGINT/SIGTERM, after saving a checkpoint.
         """
         self.check_before_training(stages)
-        # The manifest is written with the first stage record, once data loaded: a run
-        # that fails on bad input leaves no files behind.
-        run = self.context = attrs.evolve(
-            self.context, manifest=Manifest(self.layout.manifest(), self._run_record(stages)))
-        results: list[StageResult] = []
-        start_from = run.options.load_model
-        for position, stage in enumerate(stages, start=1):
-            result = run_stage(run, stage, position, start_from)
-            results.append(result)
-            start_from = result.final_model
-        return results
+        options = self.context.options
+        with run_lock(options.out_dir, echo=self.context.echo), stop_on_signals() as stop:
+            # Under the lock: another process may have written since the first check.
+            self.check_before_training(stages)
+            stale = remove_stale_temporaries(options.out_dir)
+            if stale:
+                self.context.echo(f"removed {len(stale)} temporary file(s) an interrupted run "
+                                  f"left in {options.out_dir}")
+            names = [stage.name for stage in stages]
+            if options.resume:
+                check_resume_matches(self.layout.manifest(), self._run_record(stages), stages)
+            if options.overwrite:
+                stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+                moved = self.layout.move_aside(names, stamp)
+                if moved is not None:
+                    self.context.echo(f"--overwrite: moved the earlier outputs of "
+                                      f"{', '.join(names)} to {moved}")
+            # The manifest is written with the first stage record, once data loaded: a run
+            # that fails on bad input leaves no files behind.
+            manifest = Manifest(self.layout.manifest(), self._run_record(stages))
+            if options.overwrite:
+                manifest.forget(names)
+            run = self.context = attrs.evolve(self.context, manifest=manifest)
+            results: list[StageResult] = []
+            start_from = options.load_model
+            for position, stage in enumerate(stages, start=1):
+                result = run_stage(run, stage, position, start_from, stop)
+                results.append(result)
+                start_from = result.final_model
+            return results
 
     def check_before_training(self, stages: Sequence[StageSpec]) -> None:
         """Refuse, before any training, what would fail later.
@@ -132,12 +154,56 @@ class CurriculumRunner:
                 "options": options_record(options)}
 
 
+#: run options that must match when a run is resumed (what shapes its results).
+RESUME_KEYS = ("seed", "scale", "source", "data_dir", "n_envs", "algorithm")
+
+
+def check_resume_matches(manifest: Path, record: dict[str, Any],
+                         stages: Sequence[StageSpec]) -> None:
+    """Refuse ``--resume`` with options or stage settings other than the interrupted run's.
+
+    :raises ConfigError: listing every difference.
+    """
+    try:
+        previous = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return  # nothing recorded (e.g. killed before the first stage started)
+    before = previous.get("run", {})
+    now_options, then_options = record["options"], before.get("options", {})
+    differences = []
+    for key in RESUME_KEYS:
+        if key in before:
+            then = before[key]
+        elif key in then_options:
+            then = then_options[key]
+        else:
+            continue
+        now = record[key] if key in record else now_options.get(key)
+        if str(now) != str(then):
+            differences.append(f"{key} {now} (the interrupted run used {then})")
+    for stage in stages:
+        recorded = previous.get("stages", {}).get(stage.name, {}).get("config")
+        if recorded is not None and recorded != json.loads(json.dumps(stage_to_dict(stage),
+                                                                      default=str)):
+            differences.append(f"the settings of stage {stage.name} changed since")
+    if differences:
+        raise ConfigError(f"--resume must continue the run as it was started: "
+                          f"{'; '.join(differences)}; rerun with the original options, or "
+                          f"start over with --overwrite")
+
+
 # --- one stage ------------------------------------------------------------------------
 
 
-def run_stage(run: RunContext, stage: StageSpec, position: int, start_from: Path | None
-              ) -> StageResult:
-    """Train, evaluate and gate one stage of ``run``."""
+def run_stage(run: RunContext, stage: StageSpec, position: int, start_from: Path | None,
+              stop: StopFlag | None = None) -> StageResult:
+    """Train, evaluate and gate one stage of ``run``.
+
+    :param stop: set by SIGINT/SIGTERM outside training; the stage stops at the next
+        safe point (after the checkpoint, the reports or the gate) with
+        :class:`TrainingInterrupted`.
+    """
+    stop = stop or StopFlag()
     layout, options = run.layout, run.options
     final = layout.final_model(stage.name)
     if options.resume and final.exists():
@@ -147,24 +213,41 @@ def run_stage(run: RunContext, stage: StageSpec, position: int, start_from: Path
                            num_timesteps=int(metadata.get("num_timesteps", 0)),
                            train_seconds=0.0, steps_per_second=0.0, gate_passed=None)
     ctx = prepare_stage(run, stage, position)
-    resume_from = layout.newest_checkpoint(stage.name) if options.resume else None
-    hyperparameters = choose_hyperparameters(ctx, start_from, resume_from)
+    if options.resume:
+        check_same_data(run, ctx)
     env = build_env(ctx)
+    candidates = [path for _, path in reversed(layout.checkpoints(stage.name))] \
+        if options.resume else []
+    while True:
+        resume_from = candidates.pop(0) if candidates else None
+        try:
+            hyperparameters = choose_hyperparameters(ctx, start_from, resume_from)
+            agent = build_agent(ctx, env, hyperparameters, start_from=start_from,
+                                resume_from=resume_from)
+            break
+        except ModelError as exc:
+            if resume_from is None:
+                raise
+            moved = layout.quarantine(resume_from)
+            run.echo(f"{stage.name}: the checkpoint {resume_from.name} is unreadable ({exc}); "
+                     f"moved it to {moved.name} and "
+                     + (f"resuming from {candidates[0].name}" if candidates
+                        else "starting the stage afresh"))
     record = StageRun(stage=stage, position=position, run_dir=options.out_dir,
                       seed=options.seed, device=run.device, timesteps=ctx.timesteps,
                       n_envs=ctx.n_envs, hyperparameters=hyperparameters,
                       algorithm=ctx.algorithm.name, start_from=start_from,
                       resume_from=resume_from, selection_trials=tuning_trials(ctx))
-    agent = build_agent(ctx, env, hyperparameters, start_from=start_from,
-                        resume_from=resume_from)
     run.record_stage(stage.name, **_stage_record(ctx, record))
     run.call_event("ploutos_before_stage", run=record)
     run.echo(f"{stage.name}: training {ctx.timesteps:,} steps on {','.join(stage.tickers)} "
              f"with {ctx.algorithm.name} ({ctx.n_envs} envs, {run.device})")
     started = time.monotonic()
-    monitor = train_agent(ctx, agent, record, env)
+    stop_if_requested(stop, stage.name, "before training")
+    monitor = train_agent(ctx, agent, record, env, stop)
     train_seconds = time.monotonic() - started
     last = monitor.checkpoint(agent.num_timesteps)
+    stop_if_requested(stop, stage.name, f"after training (checkpoint {last})")
     validation = evaluate_agent(agent, ctx.registry, stage, ctx.panel, "validation",
                                 model=str(last), trials=record.selection_trials)
     training = {**record.to_dict(), "num_timesteps": agent.num_timesteps,
@@ -172,9 +255,36 @@ def run_stage(run: RunContext, stage: StageSpec, position: int, start_from: Path
     files = write_reports(validation, layout.report_dir(stage.name), training=training)
     run.echo(format_table(validation))
     run.echo(f"{stage.name}: reports in {files.json.parent}")
+    stop_if_requested(stop, stage.name, "after its validation reports")
     result = gate(run, record, validation, last, agent.num_timesteps, train_seconds,
                   monitor.steps_per_second)
+    stop_if_requested(stop, stage.name, "after its gate")
     return result
+
+
+def stop_if_requested(stop: StopFlag, stage: str, where: str) -> None:
+    """Stop at a safe point when SIGINT/SIGTERM arrived after training.
+
+    :raises TrainingInterrupted: with the signal's exit code.
+    """
+    if stop.requested:
+        raise TrainingInterrupted(f"{stage}: stopped by {stop.signal_name} {where}; continue "
+                                  f"with the same command and --resume",
+                                  exit_code=stop.exit_code)
+
+
+def check_same_data(run: RunContext, ctx: StageContext) -> None:
+    """Refuse to resume a stage on other prices than the interrupted run trained on.
+
+    :raises ConfigError: naming both fingerprints.
+    """
+    recorded = (run.manifest.data["stages"].get(ctx.stage.name, {}).get("data", {})
+                if run.manifest is not None else {})
+    then, now = recorded.get("fingerprint"), ctx.panel.fingerprint()
+    if then and then != now:
+        raise ConfigError(f"{ctx.stage.name}: the prices differ from the interrupted run's "
+                          f"(data fingerprint {now}, then {then}); resume with the same data "
+                          f"source and files, or start over with --overwrite")
 
 
 def choose_hyperparameters(ctx: StageContext, start_from: Path | None,
