@@ -11,6 +11,8 @@ claims a trial only while fewer than ``n_trials`` trials are finished or running
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -33,9 +35,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 #: seconds between heartbeats of a running trial (database storages).
-HEARTBEAT_SECONDS = 30
+HEARTBEAT_SECONDS = int(os.environ.get("PLOUTOS_TUNING_HEARTBEAT_SECONDS", "30"))
 #: a running trial without a heartbeat for this long belongs to a dead worker and is failed.
-GRACE_SECONDS = 120
+GRACE_SECONDS = int(os.environ.get("PLOUTOS_TUNING_GRACE_SECONDS", "120"))
 #: how often a worker with no trial left to claim looks whether the others have finished.
 POLL_SECONDS = 1.0
 #: file endings that select Optuna's journal storage instead of a database URL.
@@ -83,7 +85,7 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         path = Path(storage).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        check_storage_folder(path, shown)
         return JournalStorage(JournalFileBackend(str(path)))
     if "://" not in storage:
         raise ConfigError(
@@ -97,10 +99,12 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
 
         database = sqlalchemy.engine.make_url(storage).database
         if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            check_storage_folder(Path(database).expanduser(), shown)
         # SQLite lets one writer in at a time; concurrent workers wait for the lock
         # instead of failing with "database is locked" after the default 5 s.
         engine_kwargs["connect_args"] = {"timeout": 120}
+    storage = postgres_driver(storage)
+
     def connect() -> optuna.storages.BaseStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -111,10 +115,48 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
     try:
         return _retry_transient(connect)
     except ImportError as exc:
+        hint = ("pip install 'ploutos[postgres]' (psycopg 3)" if storage.startswith("postgres")
+                else "pip install PyMySQL for mysql+pymysql://…" if storage.startswith("mysql")
+                else "install the driver the URL names")
         raise ConfigError(f"tuning storage {shown}: the database driver is not installed "
-                          f"({exc}); install it with pip (e.g. psycopg2-binary, PyMySQL)") from exc
+                          f"({one_line(exc)}); {hint}") from exc
     except Exception as exc:  # sqlalchemy raises many error types for a bad URL or server
-        raise ConfigError(f"tuning storage {shown} cannot be opened: {exc}") from exc
+        raise ConfigError(f"tuning storage {shown} cannot be opened: {one_line(exc)}") from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an error, without SQLAlchemy's ``[SQL: …]`` and background notes."""
+    text = str(exc).split("\n")[0]
+    return text.split("(Background on this error")[0].strip()
+
+
+def check_storage_folder(path: Path, shown: str) -> None:
+    """Refuse a storage file whose folder is missing or is a file (nothing is created).
+
+    The default storage's folder (``models/<stage>/``) is made before the tuner opens it.
+
+    :raises ConfigError: naming the folder.
+    """
+    folder = path.parent
+    if folder.is_file():
+        raise ConfigError(f"tuning storage {shown}: {folder} is a file, not a folder")
+    if not folder.is_dir():
+        raise ConfigError(f"tuning storage {shown}: the folder {folder} does not exist; create "
+                          f"it (mkdir -p {folder}) or choose another path")
+
+
+def postgres_driver(storage: str) -> str:
+    """``postgresql://…`` with the psycopg 3 driver when it is the one installed.
+
+    SQLAlchemy reads a bare ``postgresql://`` as psycopg2; Ploutos's ``postgres`` extra
+    installs psycopg 3, spelled ``postgresql+psycopg://``.
+    """
+    scheme, sep, rest = storage.partition("://")
+    if scheme in ("postgresql", "postgres") and sep and \
+            importlib.util.find_spec("psycopg2") is None and \
+            importlib.util.find_spec("psycopg") is not None:
+        return f"postgresql+psycopg://{rest}"
+    return storage
 
 
 def _retry_transient(action: Callable[[], T], attempts: int = 5) -> T:

@@ -316,3 +316,35 @@ def test_tuning_refuses_prices_from_the_test_split() -> None:
                              through="test")
     with pytest.raises(DataError, match="tuning must not see the test split"):
         check_no_test_data(stage, panel)
+
+
+def test_a_storage_in_a_missing_folder_or_under_a_file_is_refused(run_cli, tmp_path: Path  # type: ignore[no-untyped-def]
+                                                                   ) -> None:
+    """Issue 14: nothing is created for a bad storage path, and no empty stage folder
+    is left behind."""
+    stage_file = tmp_path / "tiny.toml"
+    stage_file.write_text(TUNED_TOML.format(gate1=-100.0))
+    a_file = tmp_path / "plain-file"
+    a_file.write_text("x")
+    cases = [(f"sqlite:///{tmp_path / 'missing' / 'study.db'}", "does not exist; create it"),
+             (f"sqlite:///{a_file / 'study.db'}", "is a file, not a folder"),
+             (str(tmp_path / "missing" / "study.journal"), "does not exist; create it")]
+    for storage, message in cases:
+        out = tmp_path / "out"
+        result = run_cli("tune", "--stage", "tiny1", "--stage-file", str(stage_file), "--source",
+                         "synthetic", "--storage", storage, "--trials", "1", "--sampler-seed",
+                         "1", "--out", str(out))
+        assert result.code == 1 and message in result.err, result
+        assert len(result.err.splitlines()) == 1
+        assert not (tmp_path / "missing").exists()
+        assert not (out / "models" / "tiny1").exists()
+
+
+def test_a_postgresql_url_uses_the_installed_psycopg_driver() -> None:
+    from ploutos_plugins.optuna_tuner import postgres_driver
+
+    url = postgres_driver("postgresql://user:pw@db.example:5432/studies")
+    assert url in ("postgresql+psycopg://user:pw@db.example:5432/studies",
+                   "postgresql://user:pw@db.example:5432/studies")  # psycopg2 installed: kept
+    assert postgres_driver("sqlite:///x.db") == "sqlite:///x.db"
+    assert postgres_driver("postgresql+psycopg2://h/d") == "postgresql+psycopg2://h/d"

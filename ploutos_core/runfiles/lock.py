@@ -45,8 +45,7 @@ def run_lock(directory: Path, *, what: str = "run",
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_NAME
-    handle = path.open("a+", encoding="utf-8")
-    try:
+    with path.open("a+", encoding="utf-8") as handle:  # closing it releases the flock
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -68,13 +67,24 @@ def run_lock(directory: Path, *, what: str = "run",
             "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
         handle.flush()
-        yield path
-    finally:
-        with contextlib.suppress(OSError):
-            handle.seek(0)
-            handle.truncate()
-            if created and [p.name for p in directory.iterdir()] == [LOCK_NAME]:
-                # Refused before writing anything: leave no directory behind.
-                path.unlink()
-                directory.rmdir()
-        handle.close()  # closing the descriptor releases the flock
+        try:
+            yield path
+        finally:
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+                handle.flush()
+                if created and [p.name for p in directory.iterdir()] == [LOCK_NAME]:
+                    # Refused before writing anything: leave no directory behind.
+                    path.unlink()
+                    directory.rmdir()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Wait for, then hold, an exclusive lock on ``path`` for a short critical section
+    (e.g. several tuning workers writing one result file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield

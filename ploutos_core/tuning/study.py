@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,8 +26,9 @@ import attrs
 
 from ploutos_core.agents.contract import Agent, TrainingMonitor
 from ploutos_core.config.stage import Hyperparameters, StageSpec
-from ploutos_core.errors import ConfigError, DataError, TrainingInterrupted
+from ploutos_core.errors import ConfigError, DataError, PloutosError, TrainingInterrupted
 from ploutos_core.runfiles.atomic import write_json
+from ploutos_core.runfiles.lock import file_lock
 from ploutos_core.training.context import StageContext
 from ploutos_core.training.interrupts import StopFlag, stop_on_signals
 from ploutos_core.tuning.contract import (
@@ -257,6 +260,7 @@ def run_study(ctx: StageContext, start_from: Path | None, *, study_name: str,
                             seed=sampler_seed,
                             on_trial=lambda line: echo(f"{stage.name}: {line}"))
     started = time.monotonic()
+    created = not stage_dir.exists()
     stage_dir.mkdir(parents=True, exist_ok=True)
     resume = (f"the study keeps its finished trials in {redact_storage(storage)}; run the same "
               f"command again to resume it")
@@ -264,6 +268,10 @@ def run_study(ctx: StageContext, start_from: Path | None, *, study_name: str,
         with stop_on_signals() as stop:
             objective.stop = stop
             result = tuner.tune(problem)
+    except PloutosError:
+        if created and not any(stage_dir.iterdir()):
+            stage_dir.rmdir()  # a refused tuning (e.g. a bad storage) leaves no folder
+        raise
     except TuningStopped as exc:
         raise TrainingInterrupted(f"{stage.name}: tuning stopped by {exc}; {resume}",
                                   exit_code=objective.stop.exit_code) from exc
@@ -271,12 +279,22 @@ def run_study(ctx: StageContext, start_from: Path | None, *, study_name: str,
         raise TrainingInterrupted(f"{stage.name}: tuning interrupted; {resume}") from exc
     record = _params_record(stage, tuner.name, result, budget, steps, start_from, sampler_seed,
                             objective.split)
-    write_json(path, record)
-    _record(ctx, record, path, reused=False)
+    # Workers sharing a run directory finish at about the same time: the first writes the
+    # file (atomically), the others find it complete and leave it as it is (issue 14).
+    with file_lock(stage_dir / ".optimized_params.lock"):
+        written = _reusable(path, stage, study_name, storage, budget)
+        if written is None:
+            write_json(path, record)
+        else:
+            echo(f"{stage.name}: {path.name} was written by another worker of the study "
+                 f"(pid {written.get('written_by', {}).get('pid', '?')}); leaving it as it is")
+            record = written
+    _record(ctx, record, path, reused=written is not None)
     echo(f"{stage.name}: tuned in {time.monotonic() - started:.0f}s: best {objective.split} "
          f"Sharpe {result.best_value:.3f} with {format_params(result.best_params)} "
          f"({result.trials_completed} trials completed, {result.trials_pruned} pruned, "
-         f"budget {budget}); saved to {path}")
+         f"budget {budget}); " + (f"saved to {path}" if written is None
+                                  else f"{path} holds it (another worker wrote it)"))
     return apply_params(stage.hyperparameters, result.best_params)
 
 
@@ -300,6 +318,7 @@ def _params_record(stage: StageSpec, tuner: str, result: TuningResult, budget: i
         "trial_timesteps": steps,
         "start_from": str(start_from) if start_from else None,
         "sampler_seed": sampler_seed,
+        "written_by": {"pid": os.getpid(), "host": socket.gethostname()},
         "hyperparameters": attrs.asdict(hp),
         "updated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
