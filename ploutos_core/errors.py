@@ -80,3 +80,8 @@ class TrainingInterrupted(PloutosError):
     def __init__(self, message: str, exit_code: int = 130) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class PloutosWarning(UserWarning):
+    """Something the user should know that does not stop the run (e.g. a ticker whose late
+    start shrinks a split); the CLI prints it as one ``Warning:`` line."""

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from ploutos_plugins.synthetic_source import synthetic_frame
-from ploutos_plugins.yfinance_source import YFinanceSource
 
 from ploutos_core import DataError, DataRequest, DateRange
 from ploutos_core.data.cache import ParquetCache
 from ploutos_core.data.loading import load_panel
 from ploutos_core.data.validation import align
+from ploutos_core.errors import PloutosWarning
+from ploutos_plugins.synthetic_source import synthetic_frame
+from ploutos_plugins.yfinance_source import YFinanceSource
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -48,7 +49,9 @@ def load_csv(registry, directory: Path, *tickers: str):  # type: ignore[no-untyp
 def test_csv_source_loads_and_aligns(registry, tmp_path: Path) -> None:
     directory = write_dir(tmp_path, {"AAA": yahoo_csv("AAA"),
                                      "BBB": yahoo_csv("BBB", start="2015-03-02")})
-    panel = load_csv(registry, directory, "AAA", "BBB")
+    with pytest.warns(PloutosWarning, match=r"BBB start\(s\) on 2015-03-02, so every ticker's "
+                                            r"data begin there instead of 2015-01-01"):
+        panel = load_csv(registry, directory, "AAA", "BBB")
     assert panel.tickers == ("AAA", "BBB")
     assert panel.date(0) == dt.date(2015, 3, 2)  # the common range starts with BBB
     assert panel.close.shape == (panel.n_days, 2)
@@ -58,9 +61,9 @@ def test_csv_source_loads_and_aligns(registry, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("corrupt", "message"), [
     (lambda f: f.assign(Close=f["Close"].where(f.index != 10, -1.0)),
-     r"AAA \(.*AAA.csv\): close price -1.0 on 2015-01-15 is missing or not positive"),
+     r"AAA \(.*AAA.csv\): close price -1.0 on 2015-01-15 is not positive"),
     (lambda f: f.assign(Open=f["Open"].where(f.index != 12, np.nan)),
-     r"open price nan on 2015-01-19 is missing or not positive"),
+     r"open price on 2015-01-19 is missing"),
     (lambda f: pd.concat([f.iloc[:20], f.iloc[19:20], f.iloc[20:]]),
      r"AAA .*duplicate date 2015-01-28"),
     (lambda f: pd.concat([f.iloc[:20], f.iloc[21:22], f.iloc[20:21], f.iloc[22:]]),
@@ -69,12 +72,27 @@ def test_csv_source_loads_and_aligns(registry, tmp_path: Path) -> None:
      r"AAA .*OHLC bounds broken on 2015-02-12"),
     (lambda f: f.drop(columns=["Volume"]), r"AAA .*missing column\(s\) volume"),
     (lambda f: f.iloc[0:0], r"AAA .*no rows of data"),
+    # issue 14: one line naming the value, and holes a market closure cannot explain
+    (lambda f: f.assign(Date=f["Date"].where(f.index != 5, "2015-13-01")),
+     r"AAA .*date '2015-13-01' on data row 6 cannot be read; write dates as YYYY-MM-DD$"),
+    (lambda f: f.assign(Close=f["Close"].astype(object).where(f.index != 7, "abc")),
+     r"AAA .*close value 'abc' on 2015-01-12 is not a number$"),
+    (lambda f: pd.concat([f.iloc[:20], f.iloc[42:]]),
+     r"AAA .*no prices for 22 weekdays between 2015-01-28 and 2015-03-02; fill the hole"),
 ])
 def test_bad_rows_are_refused_naming_file_and_first_bad_date(
         registry, tmp_path: Path, corrupt, message: str) -> None:  # type: ignore[no-untyped-def]
     directory = write_dir(tmp_path, {"AAA": corrupt(yahoo_csv("AAA"))})
     with pytest.raises(DataError, match=message):
         load_csv(registry, directory, "AAA")
+
+
+def test_a_semicolon_separated_file_gets_a_hint(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "AAA.csv").write_text("Date;Open;High;Low;Close;Volume\n"
+                                      "2015-01-02;1;1;1;1;1\n")
+    with pytest.raises(DataError, match="the file seems separated by ';': Ploutos reads "
+                                        "comma-separated files"):
+        load_csv(registry, tmp_path, "AAA")
 
 
 def test_rounding_noise_in_ohlc_bounds_is_tolerated(registry, tmp_path: Path) -> None:

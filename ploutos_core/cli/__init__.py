@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 import click
 
-from ploutos_core.errors import PloutosError, TrainingInterrupted
+from ploutos_core.errors import PloutosError, PloutosWarning, TrainingInterrupted
 from ploutos_core.pluginmanager.hookcalls import describe_plugin, plugin_of_exception
 from ploutos_core.pluginmanager.manager import PloutosPluginManager
 
@@ -18,6 +19,18 @@ __all__ = ["main"]
 def _fail(message: str, code: int = 1) -> int:
     click.echo(f"Error: {message}", err=True)
     return code
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """Ploutos's own warnings as one ``Warning:`` line; others as Python prints them."""
+    if issubclass(category, PloutosWarning):
+        click.echo(f"Warning: {message}", err=True)
+    else:
+        _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)  # type: ignore[arg-type]
+
+
+_PYTHON_SHOWWARNING = warnings.showwarning
 
 
 def main(argv: Sequence[str] | None = None, *, pm: PloutosPluginManager | None = None) -> int:
@@ -31,6 +44,7 @@ def main(argv: Sequence[str] | None = None, *, pm: PloutosPluginManager | None =
 
     args = list(sys.argv[1:] if argv is None else argv)
     app = AppContext(pm)
+    warnings.showwarning = _show_warning
     try:
         build_cli().main(args=args, prog_name="ploutos", standalone_mode=False, obj=app)
     except click.exceptions.Exit as exc:
@@ -58,6 +72,8 @@ def main(argv: Sequence[str] | None = None, *, pm: PloutosPluginManager | None =
                          f"plugin's authors)")
         return _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
                      f"traceback and please report it)")
+    finally:
+        warnings.showwarning = _PYTHON_SHOWWARNING
     return 0
 
 

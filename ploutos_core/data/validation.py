@@ -7,13 +7,14 @@ from and the first bad date, so a user can open the file at that line.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from ploutos_core.data.panel import FIELDS, DateRange, Panel
-from ploutos_core.errors import DataError
+from ploutos_core.errors import DataError, PloutosWarning
 
 PRICE_FIELDS = ("open", "high", "low", "close")
 #: relative slack for OHLC bounds: real adjusted data miss them in the last binary digit.
@@ -47,21 +48,67 @@ def normalise_frame(ticker: str, frame: pd.DataFrame) -> pd.DataFrame:
         out = out.set_index("date")
     missing = [name for name in FIELDS if name not in out.columns]
     if missing:
+        separator = next((sep for sep in (";", "\t", "|") if any(sep in str(c)
+                                                                 for c in frame.columns)),
+                         None)
+        hint = (f"; the file seems separated by {separator!r}: Ploutos reads comma-separated "
+                f"files" if separator else "")
         raise DataError(
             f"{where}: missing column(s) {', '.join(missing)}; "
-            f"expected Date, Open, High, Low, Close, Volume"
+            f"expected Date, Open, High, Low, Close, Volume{hint}"
         )
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(out.index))
-    except (ValueError, TypeError) as exc:
-        raise DataError(f"{where}: dates cannot be parsed ({exc})") from exc
+    index = _parse_dates(where, out.index)
     if index.tz is not None:
         index = index.tz_localize(None)
     out.index = index.normalize()
+    for name in FIELDS:
+        _refuse_text(where, name, out[name], index)
     values: pd.DataFrame = out[list(FIELDS)].apply(pd.to_numeric, errors="coerce")
     values = values.astype(np.float64)
     values.attrs = dict(frame.attrs)
     return values
+
+
+def _parse_dates(where: str, values: pd.Index) -> pd.DatetimeIndex:
+    """Dates as a :class:`pandas.DatetimeIndex`, or one line naming the first bad one."""
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601"))
+    except (ValueError, TypeError):
+        parsed = pd.to_datetime(pd.Series(values), errors="coerce", format="ISO8601")
+        bad = parsed.isna().to_numpy()
+        position = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise DataError(f"{where}: date {values[position]!r} on data row {position + 1} cannot "
+                        f"be read; write dates as YYYY-MM-DD") from None
+
+
+def _refuse_text(where: str, name: str, column: pd.Series, index: pd.DatetimeIndex) -> None:
+    """Refuse a price or volume that is text (``abc``), naming the value and its date."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    text = numbers.isna().to_numpy() & column.notna().to_numpy()
+    if text.any():
+        position = int(np.flatnonzero(text)[0])
+        raise DataError(f"{where}: {name} value {column.iloc[position]!r} on "
+                        f"{index[position].date()} is not a number")
+
+
+#: the most consecutive weekdays without a price that a real market closure explains
+#: (4: NYSE after 2001-09-11); a longer hole is missing data.
+MAX_CLOSED_WEEKDAYS = 5
+
+
+def _refuse_holes(where: str, frame: pd.DataFrame) -> None:
+    """Refuse a hole of more than :data:`MAX_CLOSED_WEEKDAYS` weekdays between two rows:
+    the move across it would count as one day's return (issue 14)."""
+    if len(frame) < 2:
+        return
+    days = frame.index.values.astype("datetime64[D]")
+    weekdays = np.busday_count(days[:-1], days[1:]) - 1
+    holes = np.flatnonzero(weekdays > MAX_CLOSED_WEEKDAYS)
+    if holes.size:
+        i = int(holes[0])
+        raise DataError(f"{where}: no prices for {int(weekdays[i])} weekdays between {days[i]} "
+                        f"and {days[i + 1]}; fill the hole with the real prices, or end or "
+                        f"start the data there")
 
 
 def validate_frame(ticker: str, frame: pd.DataFrame) -> None:
@@ -87,12 +134,15 @@ def validate_frame(ticker: str, frame: pd.DataFrame) -> None:
         bad = ~np.isfinite(column) | (column <= 0)
         if bad.any():
             value = column[np.flatnonzero(bad)[0]]
-            raise DataError(f"{where}: {name} price {value} on {_first_date(frame, bad)} "
-                            f"is missing or not positive")
+            day = _first_date(frame, bad)
+            problem = (f"{name} price on {day} is missing" if not np.isfinite(value)
+                       else f"{name} price {value} on {day} is not positive")
+            raise DataError(f"{where}: {problem}")
     volume = frame["volume"].to_numpy()
     bad_volume = ~np.isfinite(volume) | (volume < 0)
     if bad_volume.any():
         raise DataError(f"{where}: volume missing or negative on {_first_date(frame, bad_volume)}")
+    _refuse_holes(where, frame)
     high = frame["high"].to_numpy()
     low = frame["low"].to_numpy()
     upper = np.maximum(frame["open"].to_numpy(), frame["close"].to_numpy())
@@ -146,6 +196,7 @@ def align(
         cleaned[ticker] = frame
     first = max(frame.index[0] for frame in cleaned.values())
     last = min(frame.index[-1] for frame in cleaned.values())
+    _warn_late_start(cleaned, first, date_range)
     if first > last:
         spans = ", ".join(f"{t} {f.index[0].date()}…{f.index[-1].date()}"
                           for t, f in cleaned.items())
@@ -172,6 +223,23 @@ def align(
         source=source,
         **arrays,
     )
+
+
+#: calendar days a ticker may start after the range it was asked for without a warning.
+LATE_START_DAYS = 10
+
+
+def _warn_late_start(cleaned: Mapping[str, pd.DataFrame], first: pd.Timestamp,
+                     date_range: DateRange | None) -> None:
+    """Warn when a ticker whose history starts late shrinks the panel for every ticker."""
+    asked = pd.Timestamp(date_range.start) if date_range and date_range.start else \
+        min(frame.index[0] for frame in cleaned.values())
+    if first - asked <= pd.Timedelta(days=LATE_START_DAYS):
+        return
+    late = [t for t, frame in cleaned.items() if frame.index[0] == first]
+    warnings.warn(f"{', '.join(late)} start(s) on {first.date()}, so every ticker's data begin "
+                  f"there instead of {asked.date()}; the splits that fall before lose those "
+                  f"days", PloutosWarning, stacklevel=3)
 
 
 def as_date(value: np.datetime64) -> dt.date:
