@@ -18,6 +18,9 @@ the same files the CLI writes.
 
 from __future__ import annotations
 
+import filecmp
+import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -291,6 +294,21 @@ def model_stage(registry: Registry, name: str | None, metadata: dict[str, Any], 
     return registry.stage(name)
 
 
+def _report_of_another_model(report: Path, model: Path) -> bool:
+    """Whether ``report`` exists and describes a model other than ``model`` (a final model
+    is a copy of the run's last checkpoint: the same bytes are the same model)."""
+    try:
+        recorded = json.loads(report.read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return False
+    if recorded is None or Path(recorded).resolve() == model.resolve():
+        return False
+    try:
+        return not filecmp.cmp(recorded, model, shallow=False)
+    except OSError:
+        return True
+
+
 def evaluate(model: str | Path, *, stage: str | None = None, split: Split = "validation",
              source: str = "yfinance", data_dir: str | Path | None = None,
              cache_dir: str | Path = "data_cache", refresh: bool = False, seed: int = 0,
@@ -308,6 +326,12 @@ def evaluate(model: str | Path, *, stage: str | None = None, split: Split = "val
     :param out_dir: reports go to ``out_dir/reports/<stage>/``; ``None`` writes nothing.
     :raises ModelError: for a missing, corrupt or incompatible model file.
     """
+    if not math.isfinite(risk_free_rate) or risk_free_rate <= -1:
+        raise ConfigError(f"--risk-free-rate must be a finite annual rate above -1 (0.02 for "
+                          f"2 %), got {risk_free_rate}")
+    if not math.isfinite(cost_multiplier) or cost_multiplier < 0:
+        raise ConfigError(f"--cost-multiplier must be a finite number >= 0, got "
+                          f"{cost_multiplier}")
     registry = registry or make_registry()
     path = resolve_model_path(model)
     metadata = read_metadata(path)
@@ -326,11 +350,14 @@ def evaluate(model: str | Path, *, stage: str | None = None, split: Split = "val
     files = None
     if out_dir is not None:
         stem = split if cost_multiplier == 1 else f"{split}_cost{cost_multiplier:g}x"
+        directory = RunLayout(Path(out_dir)).report_dir(spec.name)
+        if _report_of_another_model(directory / f"{stem}.json", path):
+            # Never replace the report a run wrote for its own model (issue 14).
+            stem = f"{stem}_{path.stem}"
         training = {key: metadata.get(key) for key in (
             "algorithm", "num_timesteps", "n_envs", "seed", "hyperparameters", "start_from",
             "selection_trials")}
-        files = write_reports(result, RunLayout(Path(out_dir)).report_dir(spec.name), stem,
-                              training=training)
+        files = write_reports(result, directory, stem, training=training)
     return Evaluation(result=result, files=files)
 
 

@@ -7,6 +7,15 @@ a traceback is shown only with ``--debug``.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (torch and SQLAlchemy write
+    paragraphs; a CLI error is one line)."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__
+
+
 class PloutosError(Exception):
     """Base class of every error Ploutos reports to a user.
 

@@ -12,6 +12,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ploutos_core import get_plugin_manager, hookimpl
 from ploutos_core.runfiles.lock import LOCK_NAME
 
@@ -145,3 +147,74 @@ def test_a_refused_run_leaves_no_directory(run_cli: Any, tiny_stage_file: Any,
                   str(tmp_path / "nothing"))
     assert result.code == 1
     assert not out.exists() and not (out / LOCK_NAME).exists()
+
+
+def test_evaluate_keeps_the_report_a_run_wrote_for_its_own_model(run_cli: Any,
+                                                                 tiny_stage_file: Any,
+                                                                 tmp_path: Path) -> None:
+    stage_file, out, other = tiny_stage_file(), tmp_path / "run", tmp_path / "other"
+    assert _run(run_cli, stage_file, out, "--stages", "2").code == 0
+    assert _run(run_cli, stage_file, other, "--stages", "2", "--seed", "3").code == 0
+    again = run_cli("evaluate", str(out / "models" / "tiny2_final"), "--stage-file",
+                    str(stage_file), "--source", "synthetic", "--out", str(out))
+    assert again.code == 0 and "validation.json" in again.out  # its own model: rewritten
+    own = (out / "reports" / "tiny2" / "validation.json").read_text()
+    foreign = run_cli("evaluate", str(other / "models" / "tiny2_final.zip"), "--stage-file",
+                      str(stage_file), "--source", "synthetic", "--out", str(out))
+    assert foreign.code == 0, foreign
+    assert "validation_tiny2_final.json" in foreign.out
+    assert (out / "reports" / "tiny2" / "validation.json").read_text() == own
+
+
+@pytest.mark.parametrize(("member", "content", "message"), [
+    ("policy.pth", b"\x80\x04garbage", "policy.pth is not a plain file of tensors"),
+    ("policy.optimizer.pth", b"\x80\x04garbage", "its optimiser state or variables are not"),
+    ("ploutos.json", b'{"num_timesteps": "abc"}', "field num_timesteps = 'abc' is not an"),
+    ("ploutos.json", b'{"hyperparameters": {"bogus": 1}}', "hyperparameters are invalid"),
+])
+def test_crafted_model_files_are_one_line_errors(run_cli: Any, tiny_stage_file: Any,
+                                                 tmp_path: Path, member: str, content: bytes,
+                                                 message: str) -> None:
+    stage_file, out = tiny_stage_file(), tmp_path / "run"
+    assert _run(run_cli, stage_file, out, "--stages", "1").code == 0
+    source, crafted = out / "models" / "tiny1_final.zip", tmp_path / "crafted.zip"
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(crafted, "w") as zout:
+        for name in zin.namelist():
+            zout.writestr(name, content if name == member else zin.read(name))
+    result = run_cli("evaluate", str(crafted), "--stage", "tiny1", "--stage-file",
+                     str(stage_file), "--source", "synthetic", "--out", str(tmp_path / "e"))
+    assert result.code == 1 and message in result.err, result
+    assert len(result.err.splitlines()) == 1 and "internal error" not in result.err
+
+
+def test_non_finite_weights_and_values_are_refused(run_cli: Any, tiny_stage_file: Any,
+                                                   tmp_path: Path) -> None:
+    import io
+
+    import torch
+
+    stage_file, out = tiny_stage_file(), tmp_path / "run"
+    assert _run(run_cli, stage_file, out, "--stages", "1").code == 0
+    source, crafted = out / "models" / "tiny1_final.zip", tmp_path / "nan.zip"
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(crafted, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "policy.pth":
+                state = torch.load(io.BytesIO(data), weights_only=True)
+                first = next(iter(state))
+                state[first] = state[first] * float("nan")
+                buffer = io.BytesIO()
+                torch.save(state, buffer)
+                data = buffer.getvalue()
+            zout.writestr(name, data)
+    result = run_cli("evaluate", str(crafted), "--stage", "tiny1", "--stage-file",
+                     str(stage_file), "--source", "synthetic")
+    assert result.code == 1 and "holds NaN or infinite values" in result.err
+    for option, value in (("--risk-free-rate", "nan"), ("--cost-multiplier", "inf")):
+        bad = run_cli("evaluate", str(source), "--stage-file", str(stage_file), "--source",
+                      "synthetic", option, value)
+        assert bad.code == 1 and option in bad.err and "internal" not in bad.err, bad
+    for args in (("--seed", "-1"), ("--seed", "4294967296"), ("--scale", "inf")):
+        refused = _run(run_cli, stage_file, tmp_path / "never", *args)
+        assert refused.code == 1 and args[0] in refused.err
+        assert not (tmp_path / "never").exists()

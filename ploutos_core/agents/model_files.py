@@ -7,7 +7,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ploutos_core.errors import ModelError
+from ploutos_core.config.stage import Hyperparameters
+from ploutos_core.errors import ModelError, first_line
 
 METADATA_MEMBER = "ploutos.json"
 
@@ -39,13 +40,55 @@ def open_archive(path: Path) -> zipfile.ZipFile:
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The ``ploutos.json`` of a model file (empty for a plain SB3 file)."""
+    """The ``ploutos.json`` of a model file (empty for a plain SB3 file), its fields checked.
+
+    :raises ModelError: for a missing or unreadable file, or a field of the wrong type.
+    """
     resolved = resolve_model_path(path)
     with open_archive(resolved) as archive:
         if METADATA_MEMBER not in archive.namelist():
             return {}
         try:
-            data: dict[str, Any] = json.loads(archive.read(METADATA_MEMBER))
-        except (ValueError, zipfile.BadZipFile) as exc:
-            raise ModelError(f"{resolved}: corrupt {METADATA_MEMBER} ({exc})") from exc
-        return data
+            data = json.loads(archive.read(METADATA_MEMBER))
+        except (ValueError, zipfile.BadZipFile, OSError) as exc:
+            raise ModelError(f"{resolved}: corrupt {METADATA_MEMBER} ({first_line(exc)})") \
+                from exc
+    if not isinstance(data, dict):
+        raise ModelError(f"{resolved}: {METADATA_MEMBER} is not a JSON object")
+    check_metadata(resolved, data)
+    return data
+
+
+def check_metadata(path: Path, data: dict[str, Any]) -> None:
+    """Refuse fields the core reads when they have the wrong type or range (a crafted or
+    damaged file must be one clear error, never an internal one).
+
+    :raises ModelError: naming the field and its value.
+    """
+    def bad(field: str, expected: str) -> ModelError:
+        return ModelError(f"{path}: {METADATA_MEMBER} field {field} = {data[field]!r} is not "
+                          f"{expected}; the file is damaged or was not written by Ploutos")
+
+    for field, minimum in (("num_timesteps", 0), ("target_timesteps", 0), ("n_envs", 1),
+                           ("selection_trials", 1), ("seed", 0)):
+        value = data.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < minimum):
+            raise bad(field, f"an integer >= {minimum}")
+    for field in ("algorithm", "stage", "benchmark"):
+        if data.get(field) is not None and not isinstance(data[field], str):
+            raise bad(field, "a string")
+    shape = data.get("observation_shape")
+    if shape is not None and (not isinstance(shape, list)
+                              or not all(isinstance(v, int) and v > 0 for v in shape)):
+        raise bad("observation_shape", "a list of positive integers")
+    hyperparameters = data.get("hyperparameters")
+    if hyperparameters is not None:
+        if not isinstance(hyperparameters, dict):
+            raise bad("hyperparameters", "a table of hyperparameters")
+        try:
+            Hyperparameters(**hyperparameters)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{path}: {METADATA_MEMBER} hyperparameters are invalid "
+                             f"({first_line(exc)}); the file is damaged or was not written "
+                             f"by Ploutos") from exc

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,7 +32,7 @@ from ploutos_core.agents.model_files import (
     read_metadata,
     resolve_model_path,
 )
-from ploutos_core.errors import ModelError
+from ploutos_core.errors import ModelError, first_line
 from ploutos_core.runfiles.atomic import atomic_path
 
 POLICY_MEMBER = "policy.pth"
@@ -47,12 +48,20 @@ def read_state_dict(path: str | Path, member: str = POLICY_MEMBER) -> dict[str, 
         if member not in archive.namelist():
             raise ModelError(f"{resolved} has no {member}; it is not a stable-baselines3 model")
         try:
-            state = torch.load(io.BytesIO(archive.read(member)), map_location="cpu",
-                               weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # torch's pickle-protocol notes
+                state = torch.load(io.BytesIO(archive.read(member)), map_location="cpu",
+                                   weights_only=True)
         except Exception as exc:  # torch raises several unpickling error types
-            raise ModelError(f"{resolved}: {member} cannot be read ({exc})") from exc
-    if not isinstance(state, dict):
-        raise ModelError(f"{resolved}: {member} does not hold a state dict")
+            raise ModelError(f"{resolved}: {member} is not a plain file of tensors; Ploutos "
+                             f"loads weights only, never code, so the file is refused") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
+        raise ModelError(f"{resolved}: {member} does not hold a state dict of tensors")
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelError(f"{resolved}: tensor {key} of {member} holds NaN or infinite "
+                             f"values; the model diverged or the file is damaged")
     return state
 
 
@@ -180,9 +189,16 @@ class SB3Agent(Agent):
                              f"{self.algorithm!r}; pass --algorithm {saved_algorithm}")
         self._check_compatible(resolved, read_state_dict(resolved))
         try:
-            self.model.set_parameters(str(resolved), exact_match=True, device=self.model.device)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                self.model.set_parameters(str(resolved), exact_match=True,
+                                          device=self.model.device)
         except (ValueError, RuntimeError, KeyError) as exc:
-            raise ModelError(f"{resolved} does not fit this model: {exc}") from exc
+            raise ModelError(f"{resolved} does not fit this model: {first_line(exc)}") from exc
+        except Exception as exc:  # torch's unpickler raises its own error types
+            raise ModelError(f"{resolved}: its optimiser state or variables are not plain "
+                             f"tensors; Ploutos loads weights only, never code, so the file is "
+                             f"refused") from exc
         self.model.num_timesteps = int(metadata.get("num_timesteps", 0))
         self.steps_at_update = self.model.num_timesteps
         return metadata

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import click
 
-from ploutos_core.errors import PloutosError, PloutosWarning, TrainingInterrupted
+from ploutos_core.errors import PloutosError, PloutosWarning, TrainingInterrupted, first_line
 from ploutos_core.pluginmanager.hookcalls import describe_plugin, plugin_of_exception
 from ploutos_core.pluginmanager.manager import PloutosPluginManager
 
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None, *, pm: PloutosPluginManager | None =
     except PloutosError as exc:
         if app.debug:
             traceback.print_exc()
-        return _fail(str(exc))
+        return _fail(" ".join(str(exc).split()))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as exc:
@@ -68,10 +68,10 @@ def main(argv: Sequence[str] | None = None, *, pm: PloutosPluginManager | None =
         plugin = plugin_of_exception(app.pm, exc) if app.has_pm else None
         if plugin is not None:
             return _fail(f"{describe_plugin(app.pm, plugin)} failed: {type(exc).__name__}: "
-                         f"{exc} (rerun with --debug for the traceback and report it to the "
-                         f"plugin's authors)")
-        return _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
-                     f"traceback and please report it)")
+                         f"{first_line(exc)} (rerun with --debug for the traceback and report "
+                         f"it to the plugin's authors)")
+        return _fail(f"internal error: {type(exc).__name__}: {first_line(exc)} (rerun with "
+                     f"--debug for the traceback and please report it)")
     finally:
         warnings.showwarning = _PYTHON_SHOWWARNING
     return 0

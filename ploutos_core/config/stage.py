@@ -421,19 +421,61 @@ class StageSpec:
                 problems.append(f"expected a table @ {where}")
                 continue
             try:
-                stages.append(_CONVERTER.structure(table, cls))
+                # Types first (cattrs reports every one), then every value's range, so a
+                # table with several bad values gets one line for each (issue 14).
+                with attrs.validators.disabled():
+                    stage = _CONVERTER.structure(table, cls)
             except Exception as exc:  # cattrs groups every field error in one exception
                 problems.extend(
                     _point_at_field(line)
                     for line in cattrs.transform_error(exc, path=where,
                                                        format_exception=_format_exception)
                 )
+                continue
+            invalid = _validation_problems(stage, where)
+            problems.extend(invalid)
+            if not invalid:
+                stages.append(stage)
         names = [s.name for s in stages]
         problems.extend(f"duplicate stage name {n!r} @ stage" for n in sorted(set(names))
                         if names.count(n) > 1)
+        problems.extend(duplicate_orders(stages))
         if problems:
             raise StageFileError(origin, problems)
         return stages
+
+
+def _validation_problems(instance: Any, path: str) -> list[str]:
+    """Every field validator of ``instance`` and its nested attrs values, each failure as
+    ``"what @ path.field"``."""
+    problems = []
+    for field in attrs.fields(type(instance)):
+        value = getattr(instance, field.name)
+        if field.validator is not None:
+            try:
+                field.validator(instance, field, value)
+            except FieldValueError as exc:
+                problems.append(f"{exc.message} @ {path}.{exc.field}")
+            except ValueError as exc:
+                problems.append(f"{exc} @ {path}.{field.name}")
+        if attrs.has(type(value)):
+            problems.extend(_validation_problems(value, f"{path}.{field.name}"))
+    return problems
+
+
+def duplicate_orders(stages: list[StageSpec]) -> list[str]:
+    """``"…"`` lines for stages of one curriculum that share an ``order``."""
+    seen: dict[tuple[str, int], str] = {}
+    problems = []
+    for stage in stages:
+        key = (stage.curriculum, stage.order)
+        if key in seen:
+            problems.append(f"stages {seen[key]!r} and {stage.name!r} both have order "
+                            f"{stage.order} in curriculum {stage.curriculum!r}; give each its "
+                            f"own position @ stage")
+        else:
+            seen[key] = stage.name
+    return problems
 
 
 _FIELD_MARK = "\x00"

@@ -12,11 +12,11 @@ import attrs
 import pluggy
 
 from ploutos_core.agents.contract import Algorithm
-from ploutos_core.config.stage import StageSpec
+from ploutos_core.config.stage import StageSpec, duplicate_orders
 from ploutos_core.data.source import DataSource
 from ploutos_core.env.base import EnvBuilder
 from ploutos_core.env.day_filters import DayFilter
-from ploutos_core.errors import PluginError, UnknownNameError
+from ploutos_core.errors import ConfigError, PluginError, UnknownNameError
 from ploutos_core.pluginmanager.hookcalls import call_per_plugin
 from ploutos_core.tracking.contract import LoggerFactory
 from ploutos_core.tuning.contract import Tuner
@@ -219,4 +219,7 @@ class Registry:
         if not stages:
             known = sorted({s.curriculum for s in self.stages()})
             raise UnknownNameError("curriculum", name, known)
+        clashes = duplicate_orders(stages)
+        if clashes:
+            raise ConfigError(clashes[0].removesuffix(" @ stage"))
         return stages
