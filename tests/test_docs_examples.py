@@ -141,8 +141,11 @@ def test_run_layout_md_shows_every_path_run_layout_makes() -> None:
     public = {name for name in vars(RunLayout) if not name.startswith("_")}
     covered = {"stage_dir", "checkpoint", "checkpoints", "newest_checkpoint", "final_model",
                "best_model", "optimized_params", "log_dir", "report_dir", "manifest",
-               "has_outputs", "promote"}
+               "has_outputs", "promote", "stage_outputs", "move_aside", "quarantine"}
     assert public <= covered | {"root"}, f"document the new paths: {public - covered}"
+    for documented in ("previous/<UTC time>/", ".ploutos.lock", ".zip.corrupt",
+                       "validation_daily.csv", "<stage>_ensemble.zip", "_universes.json"):
+        assert documented in text, documented
 
 
 # --- docs/writing-plugins.md ------------------------------------------------------------
