@@ -129,3 +129,46 @@ def test_duplicate_name_between_file_and_builtin(run_cli, tmp_path: Path) -> Non
     shown = run_cli("stages", "show", "stage1", "--stage-file", str(path))
     assert shown.code == 1
     assert "'stage1' is registered twice" in shown.err
+
+
+def test_several_bad_values_in_one_table_are_all_reported(tmp_path: Path) -> None:
+    """Issue 14: every bad value, not only the first."""
+    path = write(tmp_path, '[stage]\nname = "x"\ntickers = ["SPY"]\ntimesteps = -1\n'
+                           '[stage.hyperparameters]\nlearning_rate = -0.1\nn_steps = 0\n'
+                           '[stage.env]\nmax_cash = 2.0\n')
+    with pytest.raises(StageFileError) as caught:
+        StageSpec.from_toml(path)
+    problems = caught.value.problems
+    for where in ("stage.timesteps", "stage.hyperparameters.learning_rate",
+                  "stage.hyperparameters.n_steps", "stage.env.max_cash"):
+        assert any(p.endswith(f"@ {where}") for p in problems), (where, problems)
+
+
+def test_two_stages_of_a_curriculum_may_not_share_an_order(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    path = write(tmp_path, '[[stage]]\nname = "a"\ncurriculum = "mine"\norder = 1\n'
+                           'tickers = ["SPY"]\ntimesteps = 10\n'
+                           '[[stage]]\nname = "b"\ncurriculum = "mine"\norder = 1\n'
+                           'tickers = ["QQQ"]\ntimesteps = 10\n')
+    with pytest.raises(StageFileError, match="stages 'a' and 'b' both have order 1 in "
+                                             "curriculum 'mine'"):
+        StageSpec.from_toml(path)
+
+
+def test_stage_selection_errors_say_what_to_type(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    backwards = run_cli("run", "curriculum", "--stages", "3-1", "--source", "synthetic",
+                        "--out", str(tmp_path / "x"))
+    assert backwards.code == 1 and "a range runs from low to high, e.g. 1-3" in backwards.err
+    beyond = run_cli("run", "curriculum", "--stages", "2-5", "--source", "synthetic",
+                     "--out", str(tmp_path / "x"))
+    assert beyond.code == 1 and "has 3 stages; use positions 1-3" in beyond.err
+
+
+def test_stages_of_different_widths_are_refused_before_training(run_cli, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                tiny_stage_file) -> None:
+    path = tiny_stage_file()
+    path.write_text(path.read_text().replace("hidden_size = 16", "hidden_size = 8", 1))
+    result = run_cli("run", "curriculum", "--curriculum", "tiny", "--stage-file", str(path),
+                     "--source", "synthetic", "--out", str(tmp_path / "run"))
+    assert result.code == 1
+    assert "the stages' hidden_size differ (tiny1=8, tiny2=16)" in result.err
+    assert not (tmp_path / "run").exists()
