@@ -135,19 +135,31 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def benchmark_sharpe(baselines: dict[str, float]) -> tuple[str, float]:
+    """The stage's benchmark among the baselines: 1/N rebalanced, or buy-and-hold of the
+    only asset."""
+    if "equal_weight_rebalanced" in baselines:
+        return "1/N", baselines["equal_weight_rebalanced"]
+    name = next(n for n in baselines if n.startswith("buy_and_hold_"))
+    return name.removeprefix("buy_and_hold_"), baselines[name]
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
-    """The human-readable summary."""
+    """The human-readable summary: every configuration against its own untrained policy
+    and against the benchmark (issue 11: "better than untrained and than 1/N?")."""
     print(f"\n{'stage':7} {'config':9} {'steps':>9} {'Sharpe median':>13} {'min…max':>15} "
-          f"{'untrained':>9}  per seed / curve (0, ¼, ½, 1)")
+          f"{'untrained':>9} {'benchmark':>13}  verdict; per seed / curve (0, ¼, ½, 1)")
     for row in rows:
-        best = max(row["baselines_sharpe"].items(), key=lambda kv: kv[1])
+        label, bench = benchmark_sharpe(row["baselines_sharpe"])
+        median = row["sharpe_median"]
+        verdict = (f"{'>' if median > row['untrained_sharpe_median'] else '≤'} untrained, "
+                   f"{'>' if median > bench else '≤'} {label}")
         print(f"{row['stage']:7} {row['config']:9} {row['steps']:>9,} "
-              f"{row['sharpe_median']:>13.3f} "
+              f"{median:>13.3f} "
               f"{row['sharpe_min']:>7.3f}…{row['sharpe_max']:<7.3f} "
-              f"{row['untrained_sharpe_median']:>9.3f}  "
-              f"{[round(s, 3) for s in row['sharpe_per_seed']]} / "
-              f"{[round(s, 3) for s in row['curve_median']]}  (best baseline {best[0]} "
-              f"{best[1]:.3f})")
+              f"{row['untrained_sharpe_median']:>9.3f} {label:>6} {bench:>6.3f}  "
+              f"{verdict}; {[round(s, 3) for s in row['sharpe_per_seed']]} / "
+              f"{[round(s, 3) for s in row['curve_median']]}")
 
 
 def main(argv: list[str] | None = None) -> int:
