@@ -140,3 +140,33 @@ def test_both_algorithms_pass_the_plugin_author_checker(registry: Registry) -> N
 
     assert check_algorithm(registry.algorithm("a2c")).transfers is True
     assert check_algorithm(registry.algorithm("recurrent_ppo")).transfers is False
+
+
+def test_algorithm_options_belong_to_the_algorithm(run_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13: each algorithm declares and validates its own settings."""
+    import zipfile
+
+    from tests.conftest import TINY_TOML
+
+    good = tmp_path / "good.toml"
+    good.write_text(TINY_TOML.format(gate1=-100.0).replace(
+        "[stage.hyperparameters]",
+        "[stage.algorithm_options]\nlog_std_init = -1.5\ntarget_kl = 0.05\n\n"
+        "[stage.hyperparameters]", 1))
+    result = run_cli("run", "stage", "tiny1", "--stage-file", str(good), "--source",
+                     "synthetic", "--out", str(tmp_path / "run"), "--no-progress")
+    assert result.code == 0, result
+    with zipfile.ZipFile(tmp_path / "run" / "models" / "tiny1_final.zip") as archive:
+        meta = json.loads(archive.read("ploutos.json"))
+    assert meta["algorithm_options"] == {"log_std_init": -1.5, "target_kl": 0.05,
+                                         "normalize_advantage": True}
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace("target_kl = 0.05", "tau = 0.01", 1))
+    refused = run_cli("run", "stage", "tiny1", "--stage-file", str(bad), "--source",
+                      "synthetic", "--out", str(tmp_path / "never"))
+    assert refused.code == 1
+    assert "tiny1: algorithm 'ppo': extra fields found (tau) @ algorithm_options" in refused.err
+    assert not (tmp_path / "never").exists()
+    other = run_cli("run", "stage", "tiny1", "--stage-file", str(good), "--source",
+                    "synthetic", "--algorithm", "a2c", "--out", str(tmp_path / "never"))
+    assert other.code == 1 and "algorithm 'a2c' takes no [stage.algorithm_options]" in other.err

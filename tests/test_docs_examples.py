@@ -24,6 +24,7 @@ from ploutos_core.config.stage import (
 from ploutos_core.data.panel import DateRange
 from ploutos_core.runfiles.layout import RunLayout
 from ploutos_core.testing import check_stage
+from ploutos_plugins.ppo import PPOOptions
 from tests.conftest import CliResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ MY_CURRICULUM = DOCS / "examples" / "my-curriculum.toml"
 TABLES = {"[stage]": StageSpec, "[stage.hyperparameters]": Hyperparameters,
           "[stage.tuning]": TuningSpace, "[stage.splits]": Splits, "[stage.gate]": Gate,
           "[stage.env]": EnvSettings, "[stage.universe]": UniverseSettings,
-          "[stage.transfer]": TransferSettings}
+          "[stage.transfer]": TransferSettings, "[stage.algorithm_options]": PPOOptions}
 NESTED = {Hyperparameters, TuningSpace, Splits, Gate, EnvSettings, UniverseSettings,
           TransferSettings}
 

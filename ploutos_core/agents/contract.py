@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ploutos_core.config.stage import Hyperparameters
+from ploutos_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
@@ -26,12 +27,16 @@ class TrainingSetup:
     :param device: resolved torch device, ``cpu`` or ``cuda``.
     :param tensorboard_dir: where the algorithm may write its own TensorBoard
         events, or ``None``.
+    :param options: the algorithm's own settings from ``[stage.algorithm_options]``, as
+        :meth:`Algorithm.parse_options` structured them (``None`` for an algorithm that
+        declares none).
     """
 
     hyperparameters: Hyperparameters
     seed: int = 0
     device: str = "cpu"
     tensorboard_dir: Path | None = None
+    options: Any = None
 
 
 @attrs.frozen
@@ -142,6 +147,29 @@ class Algorithm(abc.ABC):
     #: one line for listings.
     description: str = ""
     supports_transfer: bool = True
+    #: an attrs class of the algorithm's own settings (``[stage.algorithm_options]``, e.g.
+    #: SAC's ``tau``), validated by its field validators; ``None``: the algorithm takes none.
+    options_type: type | None = None
+
+    def parse_options(self, options: Mapping[str, Any]) -> Any:
+        """Check and structure a stage's ``[stage.algorithm_options]`` for this algorithm.
+
+        :returns: an instance of :attr:`options_type` (its defaults for an empty table), or
+            ``None`` when the algorithm takes no options.
+        :raises ConfigError: listing every unknown key and bad value as
+            ``"what @ algorithm_options.key"``.
+        """
+        from ploutos_core.config.stage import structure_options
+
+        if self.options_type is None:
+            if options:
+                raise ConfigError(f"algorithm {self.name!r} takes no [stage.algorithm_options]; "
+                                  f"got {', '.join(sorted(options))}")
+            return None
+        try:
+            return structure_options(dict(options), self.options_type, "algorithm_options")
+        except ConfigError as exc:
+            raise ConfigError(f"algorithm {self.name!r}: {exc}") from exc
 
     @abc.abstractmethod
     def build(self, env: VecEnv, setup: TrainingSetup) -> Agent:

@@ -342,6 +342,8 @@ class StageSpec:
     :param env: environment behaviour (``[stage.env]`` in TOML).
     :param universe: a wider pool of tickers to train on first (``[stage.universe]``).
     :param transfer: what the stage copies from the model it starts from.
+    :param algorithm_options: the algorithm's own settings (``[stage.algorithm_options]``),
+        checked by the algorithm plugin (``Algorithm.options_type``).
     """
 
     name: str = attrs.field(validator=_name)
@@ -364,6 +366,7 @@ class StageSpec:
     env: EnvSettings = EnvSettings()
     universe: UniverseSettings = UniverseSettings()
     transfer: TransferSettings = TransferSettings()
+    algorithm_options: dict[str, bool | int | float | str] = attrs.field(factory=dict)
 
     @tickers.validator
     def _check_tickers(self, attribute: attrs.Attribute[tuple[str, ...]],
@@ -543,8 +546,15 @@ def _structure_tuple(converter: cattrs.Converter, value: Any, type_: Any) -> tup
     return tuple(converter.structure(item, arg) for item, arg in zip(value, args, strict=True))
 
 
+def _structure_scalar(value: Any, _: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    raise ValueError(f"expected a number, a string or a boolean, got {type(value).__name__}")
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    converter.register_structure_hook(bool | int | float | str, _structure_scalar)
     converter.register_structure_hook(str, _strict(str, (str,)))
     converter.register_structure_hook(int, _strict(int, (int,)))
     converter.register_structure_hook(float, _strict(float, (int, float)))
@@ -568,6 +578,26 @@ def stage_to_dict(stage: StageSpec) -> dict[str, Any]:
     """A JSON/TOML-ready dictionary of ``stage`` (for manifests and ``stages show``)."""
     data: dict[str, Any] = _drop_none(_CONVERTER.unstructure(stage))
     return data
+
+
+def structure_options(raw: dict[str, Any], options_type: type, where: str) -> Any:
+    """``raw`` structured into the attrs class ``options_type``, every problem reported.
+
+    :raises ConfigError: ``"what @ <where>.key"`` for each unknown key and bad value.
+    """
+    from ploutos_core.errors import ConfigError
+
+    try:
+        with attrs.validators.disabled():
+            options: Any = _CONVERTER.structure(raw, options_type)
+    except Exception as exc:  # cattrs groups every field error in one exception
+        problems = [_point_at_field(line) for line in cattrs.transform_error(
+            exc, path=where, format_exception=_format_exception)]
+        raise ConfigError("; ".join(problems)) from exc
+    problems = _validation_problems(options, where)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return options
 
 
 def stage_to_toml(stage: StageSpec) -> str:

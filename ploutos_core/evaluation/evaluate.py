@@ -95,7 +95,10 @@ def load_for_evaluation(registry: Registry, path: Path, stage: StageSpec, env: V
     if recorded and algorithm and algorithm != recorded:
         raise ConfigError(f"{path} was trained with {recorded!r}, not {algorithm!r}")
     saved = metadata.get("hyperparameters")
+    chosen = registry.algorithm(algorithm or recorded or stage.algorithm)
+    # The stage's algorithm options apply when the model was trained with its algorithm.
+    options = stage.algorithm_options if chosen.name == stage.algorithm else {}
     setup = TrainingSetup(
         hyperparameters=Hyperparameters(**saved) if saved else stage.hyperparameters,
-        seed=seed, device=device)
-    return registry.algorithm(algorithm or recorded or stage.algorithm).load(path, env, setup)
+        seed=seed, device=device, options=chosen.parse_options(options))
+    return chosen.load(path, env, setup)

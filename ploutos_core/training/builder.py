@@ -142,8 +142,9 @@ def build_universe_env(ctx: StageContext) -> VecEnv:
 
 
 def training_setup(ctx: StageContext, hyperparameters: Hyperparameters) -> TrainingSetup:
-    """How the stage's agent is built: hyperparameters, seed, device."""
-    return TrainingSetup(hyperparameters=hyperparameters, seed=ctx.seed, device=ctx.device)
+    """How the stage's agent is built: hyperparameters, seed, device, algorithm options."""
+    return TrainingSetup(hyperparameters=hyperparameters, seed=ctx.seed, device=ctx.device,
+                         options=ctx.algorithm.parse_options(ctx.stage.algorithm_options))
 
 
 def build_agent(ctx: StageContext, env: VecEnv, hyperparameters: Hyperparameters, *,

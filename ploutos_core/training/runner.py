@@ -109,6 +109,10 @@ class CurriculumRunner:
         for stage in stages:
             registry.env_builder(stage.env_builder)
             algorithm = registry.algorithm(options.algorithm or stage.algorithm)
+            try:
+                algorithm.parse_options(stage.algorithm_options)
+            except ConfigError as exc:
+                raise ConfigError(f"{stage.name}: {exc}") from exc
             if stage.env.day_filter:
                 registry.day_filter(stage.env.day_filter)
                 if stage.universe.enabled:
