@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("ploutos_core.errors", 0), ("ploutos_core.hookspecs", 0), ("ploutos_core.runfiles", 0),
     ("ploutos_core.data", 1),
     ("ploutos_core.config", 2),
-    ("ploutos_core.data.stage_data", 3),
+    ("ploutos_core.data.stage_data", 3), ("ploutos_core.data.universe", 3),
     ("ploutos_core.env", 4), ("ploutos_core.agents", 4),
     ("ploutos_core.tuning", 4), ("ploutos_core.tracking", 4),
     ("ploutos_core.pluginmanager", 5),
@@ -158,4 +158,19 @@ def test_builtin_plugins_use_only_the_public_surface(graph: dict[str, set[str]])
                      if module.startswith("ploutos_plugins")
                      for target in targets
                      if target.startswith("ploutos_core") and target not in PUBLIC)
+    assert not private, "\n".join(private)
+
+
+def test_the_example_plugin_and_its_tests_use_only_the_public_surface() -> None:
+    """examples/ploutos-regimes is what a third party writes from the docs alone."""
+    modules = module_files()
+    private = []
+    for path in sorted((ROOT / "examples").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            private += [f"{path.relative_to(ROOT)} imports {name}" for name in names
+                        if name.startswith("ploutos_core") and name not in PUBLIC
+                        and (name in modules or name.startswith("ploutos_core."))]
     assert not private, "\n".join(private)

@@ -49,12 +49,6 @@ class DateRange:
         end = self.end.isoformat() if self.end else ""
         return f"{start}…{end}"
 
-    def overlaps(self, other: DateRange) -> bool:
-        """Whether the two ranges share at least one day."""
-        lo = max(self.start or dt.date.min, other.start or dt.date.min)
-        hi = min(self.end or dt.date.max, other.end or dt.date.max)
-        return lo <= hi
-
 
 def index_range(dates: NDArray[np.datetime64], date_range: DateRange, *, label: str = "range",
                 what: str = "the data") -> tuple[int, int]:
@@ -132,22 +126,3 @@ class Panel:
         for name in FIELDS:
             digest.update(np.ascontiguousarray(getattr(self, name)).tobytes())
         return digest.hexdigest()[:16]
-
-    def select(self, tickers: tuple[str, ...]) -> Panel:
-        """A panel with only ``tickers``, in the order given."""
-        try:
-            columns = [self.tickers.index(t) for t in tickers]
-        except ValueError as exc:
-            raise DataError(f"{exc}; the panel holds {','.join(self.tickers)}") from exc
-        return attrs.evolve(
-            self,
-            tickers=tuple(tickers),
-            **{name: getattr(self, name)[:, columns] for name in FIELDS},
-        )
-
-    def slice_rows(self, first: int, last: int) -> Panel:
-        """Rows ``first`` to ``last`` inclusive."""
-        rows = slice(first, last + 1)
-        return attrs.evolve(
-            self, dates=self.dates[rows], **{name: getattr(self, name)[rows] for name in FIELDS}
-        )

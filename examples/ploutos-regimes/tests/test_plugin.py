@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import importlib.metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from ploutos_core import PLUGIN_API_VERSION, Registry, get_plugin_manager
-from ploutos_core.cli import main
-from ploutos_core.env.base import EnvRequest
-from ploutos_core.pluginmanager.manager import PloutosPluginManager
+from ploutos_core import PLUGIN_API_VERSION, EnvRequest, Registry, get_plugin_manager
 from ploutos_core.testing import check_stage
 
 from ploutos_regimes import REGIMES, classify
@@ -24,7 +22,7 @@ STAGES = ("bull", "sideways", "bear")
 
 
 @pytest.fixture(scope="module")
-def pm() -> PloutosPluginManager:
+def pm() -> Any:
     manager = get_plugin_manager()
     if not manager.has_plugin("regimes"):
         pytest.fail("the 'regimes' plugin is not registered: install the package first "
@@ -33,11 +31,11 @@ def pm() -> PloutosPluginManager:
 
 
 @pytest.fixture(scope="module")
-def registry(pm: PloutosPluginManager) -> Registry:
+def registry(pm: Any) -> Registry:
     return Registry(pm)
 
 
-def test_found_through_the_ploutos_entry_point(pm: PloutosPluginManager) -> None:
+def test_found_through_the_ploutos_entry_point(pm: Any) -> None:
     (entry_point,) = importlib.metadata.entry_points(group="ploutos", name="regimes")
     assert entry_point.value == "ploutos_regimes.plugin"
     info = pm.info("regimes")
@@ -98,10 +96,10 @@ def test_training_episodes_start_only_on_allowed_days(registry: Registry, name: 
         f"episodes started on days the {name} filter excludes"
 
 
-def test_run_stage_bull_from_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["run", "stage", "bull", "--source", "synthetic", "--scale", "0.0001",
-                 "--ignore-gates", "--no-progress", "--out", str(tmp_path)])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
+def test_run_stage_bull_from_the_cli(tmp_path: Path, ploutos_run_cli: Any) -> None:
+    # ploutos_run_cli: a fixture Ploutos ships as a pytest plugin
+    result = ploutos_run_cli("run", "stage", "bull", "--source", "synthetic", "--scale",
+                             "0.0001", "--ignore-gates", "--no-progress", "--out", str(tmp_path))
+    assert result.code == 0, result
     assert (tmp_path / "models" / "bull_final.zip").is_file()
-    assert "bull: training" in captured.out
+    assert "bull: training" in result.out
