@@ -25,6 +25,9 @@ from ploutos_core.api import (
     make_ensemble,
     make_registry,
     select_stages,
+    signal,
+    trade,
+    trade_status,
     train_curriculum,
     train_ensemble,
     train_stage,
@@ -32,6 +35,9 @@ from ploutos_core.api import (
 )
 from ploutos_core.comparison.runner import Comparison
 from ploutos_core.evaluation.backtest import EvaluationResult
+from ploutos_core.trading.cycle import TradeCycle
+from ploutos_core.trading.signal import Signal
+from ploutos_core.trading.status import TradeStatus
 from ploutos_core.training.records import StageResult
 
 __all__ = [
@@ -40,7 +46,10 @@ __all__ = [
     "EnsembleResult",
     "Evaluation",
     "EvaluationResult",
+    "Signal",
     "StageResult",
+    "TradeCycle",
+    "TradeStatus",
     "__version__",
     "compare",
     "evaluate",
@@ -48,6 +57,9 @@ __all__ = [
     "make_ensemble",
     "make_registry",
     "select_stages",
+    "signal",
+    "trade",
+    "trade_status",
     "train_curriculum",
     "train_ensemble",
     "train_stage",

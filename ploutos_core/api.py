@@ -54,7 +54,14 @@ from ploutos_core.training.records import StageResult
 from ploutos_core.training.runner import CurriculumRunner, RunOptions
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import pandas as pd
+
+    from ploutos_core.trading.contract import BrokerAccount, BrokerRequest
+    from ploutos_core.trading.cycle import TradeCycle
+    from ploutos_core.trading.signal import Signal
+    from ploutos_core.trading.status import TradeStatus
 
 __all__ = [
     "CurriculumResult",
@@ -66,6 +73,9 @@ __all__ = [
     "make_ensemble",
     "make_registry",
     "select_stages",
+    "signal",
+    "trade",
+    "trade_status",
     "train_curriculum",
     "train_ensemble",
     "train_stage",
@@ -473,3 +483,203 @@ def compare(curriculum: str = "default", *, seeds: Sequence[int] = (0, 1, 2),
     comparison = ComparisonRunner(registry, compare_options, echo=echo).run(curriculum, chosen)
     write_comparison(comparison, Path(out_dir) / "reports")
     return comparison
+
+
+# --- from model to market (issue 12) ------------------------------------------------------
+
+
+def _data(source: str, data_dir: str | Path | None, cache_dir: str | Path, seed: int,
+          refresh: bool) -> DataOptions:
+    return DataOptions(source=source, data_dir=Path(data_dir) if data_dir else None,
+                       cache_dir=Path(cache_dir), seed=seed, refresh=refresh)
+
+
+def _as_date(value: str | dt.date | None, option: str) -> dt.date | None:
+    import datetime as dt
+
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"{option} {value!r}: expected a date like 2024-03-28") from exc
+
+
+def open_account(registry: Registry, spec: StageSpec, broker: str, *,
+                 out_dir: str | Path = ".", ledger: str | Path | None = None,
+                 initial_cash: float = 100_000.0, lock_timeout: float = 10.0,
+                 broker_options: dict[str, str] | None = None
+                 ) -> tuple[BrokerAccount, BrokerRequest]:
+    """Open ``broker``'s account for ``spec``: the ledger ``ledger``, or
+    ``out_dir/trading/<stage>/<broker>.sqlite``.
+
+    :raises UnknownNameError: for an unknown broker.
+    :raises BrokerError: for an unusable account (a corrupt ledger is refused untouched).
+    """
+    from ploutos_core.trading.contract import BrokerRequest
+
+    chosen = registry.broker(broker)
+    if not initial_cash > 0:
+        raise ConfigError(f"--initial-cash must be > 0, got {initial_cash}")
+    location = Path(ledger) if ledger else RunLayout(Path(out_dir)).ledger(spec.name, broker)
+    request = BrokerRequest(stage=spec.name, tickers=spec.tickers,
+                            cost_bps=spec.transaction_cost_bps, location=location,
+                            initial_cash=initial_cash, lock_timeout=lock_timeout,
+                            options=dict(broker_options or {}))
+    return chosen.open(request), request
+
+
+def _model_and_stage(registry: Registry, model: str | Path, stage: str | None
+                     ) -> tuple[Path, StageSpec]:
+    path = resolve_model_path(model)
+    return path, model_stage(registry, stage, read_metadata(path), path)
+
+
+def _loader(registry: Registry, path: Path, spec: StageSpec, seed: int, device: str,
+            algorithm: str | None) -> Callable[[Any], Any]:
+    def load(env: Any) -> Any:
+        return load_for_evaluation(registry, path, spec, env, seed=seed, device=device,
+                                   algorithm=algorithm)
+
+    return load
+
+
+def signal(model: str | Path, *, stage: str | None = None,
+           as_of: str | dt.date | None = None, start: str | dt.date | None = None,
+           positions: str | Path | None = None, broker: str | None = None,
+           ledger: str | Path | None = None, out_dir: str | Path = ".",
+           allow_stale: bool = False, max_lag: int = 1, whole_shares: bool = True,
+           source: str = "yfinance", data_dir: str | Path | None = None,
+           cache_dir: str | Path = "data_cache", refresh: bool = False, seed: int = 0,
+           device: str = "auto", algorithm: str | None = None,
+           registry: Registry | None = None) -> Signal:
+    """The model's target weights at the close of ``as_of`` for the next session, and the
+    orders that move an account there under the stage's turnover rule.
+
+    Loads the stage's prices through ``as_of`` from its data source, computes the
+    features exactly as training did and replays the policy from ``start`` (default: the
+    first day of the stage's split holding ``as_of``), so a past day's weights equal
+    those ``evaluate(...).daily()`` reports for it. Writes nothing.
+
+    :param as_of: the day whose close the signal uses (default: today); the newest
+        trading day of the data on or before it is used.
+    :param start: the replay's first day.
+    :param positions: a JSON or CSV positions file (the account's cash and shares).
+    :param broker: read the holdings from this broker's account instead (``ledger`` or
+        ``out_dir/trading/<stage>/<broker>.sqlite``).
+    :param allow_stale: use prices older than ``max_lag`` business days before ``as_of``.
+    :param whole_shares: round orders to whole shares.
+    :raises StaleDataError: for stale prices (unless ``allow_stale``).
+    :raises ModelError: for a missing model or one of another stage's shape.
+    :raises ConfigError: for a bad positions file (unknown ticker, negative shares …).
+    """
+    import datetime as dt
+
+    from ploutos_core.trading.holdings import read_positions
+    from ploutos_core.trading.orders import plan_orders
+    from ploutos_core.trading.signal import check_staleness, compute_signal, load_signal_panel
+
+    registry = registry or make_registry()
+    path, spec = _model_and_stage(registry, model, stage)
+    if positions is not None and broker is not None:
+        raise ConfigError("give the holdings either as --positions FILE or from --broker NAME, "
+                          "not both")
+    holdings = read_positions(positions, spec.tickers) if positions is not None else None
+    if broker is not None:
+        account, _ = open_account(registry, spec, broker, out_dir=out_dir, ledger=ledger)
+        try:
+            holdings = account.holdings()
+        finally:
+            account.close()
+    requested = _as_date(as_of, "--as-of") or dt.date.today()
+    data = _data(source, data_dir, cache_dir, seed, refresh)
+    panel = load_signal_panel(registry, spec, data, requested)
+    stale, lag = check_staleness(panel, requested, max_lag, allow_stale)
+    resolved = resolve_device(device)
+    result = compute_signal(registry, spec, path,
+                            _loader(registry, path, spec, seed, resolved, algorithm), panel,
+                            requested=requested, start=_as_date(start, "--start"), stale=stale,
+                            lag_days=lag, device=resolved)
+    if holdings is None:
+        return result
+    plan = plan_orders(holdings, spec.tickers, result.closes, result.target, spec.env,
+                       spec.transaction_cost, whole_shares=whole_shares)
+    return attrs.evolve(result, plan=plan, holdings=holdings)
+
+
+def trade(model: str | Path, *, stage: str | None = None, broker: str = "paper",
+          as_of: str | dt.date | None = None, start: str | dt.date | None = None,
+          out_dir: str | Path = ".", ledger: str | Path | None = None,
+          initial_cash: float = 100_000.0, lock_timeout: float = 10.0,
+          broker_options: dict[str, str] | None = None, allow_stale: bool = False,
+          max_lag: int = 1, whole_shares: bool = True, source: str = "yfinance",
+          data_dir: str | Path | None = None, cache_dir: str | Path = "data_cache",
+          refresh: bool = False, seed: int = 0, device: str = "auto",
+          algorithm: str | None = None, registry: Registry | None = None) -> TradeCycle:
+    """One daily cycle: load (``refresh``) the prices, compute the signal, plan the orders
+    for the account and let the broker record them, at most once per trading day.
+
+    The account is ``ledger``, or ``out_dir/trading/<stage>/<broker>.sqlite``; a snapshot
+    of the cycle goes to ``<broker>_cycles/<day>.json`` beside it. A day already recorded
+    changes nothing (``result.recorded`` is ``False``). Bad inputs — unknown model or
+    broker, a model of another stage's shape, stale data, a corrupt ledger — raise
+    before anything is written.
+
+    :param initial_cash: cash of a new paper account.
+    :param lock_timeout: seconds to wait for another process's cycle on the same account.
+    :param broker_options: broker-specific settings.
+    :raises BrokerBusyError: when another cycle holds the account past ``lock_timeout``.
+    """
+    import datetime as dt
+
+    from ploutos_core.trading.cycle import run_cycle
+
+    registry = registry or make_registry()
+    path, spec = _model_and_stage(registry, model, stage)
+    requested = _as_date(as_of, "--as-of") or dt.date.today()
+    first = _as_date(start, "--start")
+    account, request = open_account(registry, spec, broker, out_dir=out_dir, ledger=ledger,
+                                    initial_cash=initial_cash, lock_timeout=lock_timeout,
+                                    broker_options=broker_options)
+    resolved = resolve_device(device)
+    location = request.location or RunLayout(Path(out_dir)).ledger(spec.name, broker)
+    try:
+        return run_cycle(registry, spec, path,
+                         _loader(registry, path, spec, seed, resolved, algorithm), account,
+                         request, _data(source, data_dir, cache_dir, seed, refresh),
+                         requested=requested, start=first, allow_stale=allow_stale,
+                         max_lag=max_lag, whole_shares=whole_shares, device=resolved,
+                         snapshots=location.parent / f"{location.stem}_cycles")
+    finally:
+        account.close()
+
+
+def trade_status(stage: str, *, broker: str = "paper", out_dir: str | Path = ".",
+                 ledger: str | Path | None = None, write: bool = True,
+                 source: str = "yfinance", data_dir: str | Path | None = None,
+                 cache_dir: str | Path = "data_cache", refresh: bool = False, seed: int = 0,
+                 registry: Registry | None = None) -> TradeStatus:
+    """An account's equity at each cycle day beside the stage's baselines on the same days
+    (same costs), its holdings and the costs paid.
+
+    Writes ``<broker>_status.json`` and ``<broker>_status.png`` beside the ledger unless
+    ``write`` is false.
+    """
+    from ploutos_core.trading.signal import load_signal_panel
+    from ploutos_core.trading.status import build_status, write_status
+
+    registry = registry or make_registry()
+    spec = registry.stage(stage)
+    account, request = open_account(registry, spec, broker, out_dir=out_dir, ledger=ledger)
+    try:
+        history, holdings = account.history(), account.holdings()
+    finally:
+        account.close()
+    panel = None
+    if history:
+        panel = load_signal_panel(registry, spec, _data(source, data_dir, cache_dir, seed,
+                                                        refresh), history[-1].day)
+    status = build_status(spec, history, holdings, panel, request.location)
+    if write and request.location is not None:
+        write_status(status, request.location.parent, f"{request.location.stem}_status")
+    return status

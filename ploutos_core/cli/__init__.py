@@ -21,7 +21,8 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def main(argv: Sequence[str] | None = None, *, pm: PloutosPluginManager | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 error, 2 usage, 130 interrupted).
+    """Run the CLI; returns the exit code (0 ok, 1 error, 2 usage, 75 busy: retry,
+    130 interrupted).
 
     :param argv: arguments without the program name (default: ``sys.argv[1:]``).
     :param pm: a ready plugin manager (tests); made from the global options when ``None``.
@@ -45,7 +46,8 @@ def main(argv: Sequence[str] | None = None, *, pm: PloutosPluginManager | None =
     except PloutosError as exc:
         if app.debug:
             traceback.print_exc()
-        return _fail(str(exc))
+        # An error class may carry its own code (BrokerBusyError: 75, "try again").
+        return _fail(str(exc), int(getattr(exc, "exit_code", 1)))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as exc:
