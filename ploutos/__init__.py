@@ -24,6 +24,7 @@ from ploutos_core.api import (
     evaluate_universes,
     make_ensemble,
     make_registry,
+    retrain,
     select_stages,
     signal,
     trade,
@@ -32,6 +33,7 @@ from ploutos_core.api import (
     train_ensemble,
     train_stage,
     tune,
+    walkforward,
 )
 from ploutos_core.comparison.runner import Comparison
 from ploutos_core.evaluation.backtest import EvaluationResult
@@ -39,6 +41,8 @@ from ploutos_core.trading.cycle import TradeCycle
 from ploutos_core.trading.signal import Signal
 from ploutos_core.trading.status import TradeStatus
 from ploutos_core.training.records import StageResult
+from ploutos_core.walkforward.retrain import Retrain
+from ploutos_core.walkforward.runner import WalkForward
 
 __all__ = [
     "Comparison",
@@ -46,16 +50,19 @@ __all__ = [
     "EnsembleResult",
     "Evaluation",
     "EvaluationResult",
+    "Retrain",
     "Signal",
     "StageResult",
     "TradeCycle",
     "TradeStatus",
+    "WalkForward",
     "__version__",
     "compare",
     "evaluate",
     "evaluate_universes",
     "make_ensemble",
     "make_registry",
+    "retrain",
     "select_stages",
     "signal",
     "trade",
@@ -64,4 +71,5 @@ __all__ = [
     "train_ensemble",
     "train_stage",
     "tune",
+    "walkforward",
 ]

@@ -62,6 +62,8 @@ if TYPE_CHECKING:
     from ploutos_core.trading.cycle import TradeCycle
     from ploutos_core.trading.signal import Signal
     from ploutos_core.trading.status import TradeStatus
+    from ploutos_core.walkforward.retrain import Retrain
+    from ploutos_core.walkforward.runner import WalkForward
 
 __all__ = [
     "CurriculumResult",
@@ -72,6 +74,7 @@ __all__ = [
     "evaluate_universes",
     "make_ensemble",
     "make_registry",
+    "retrain",
     "select_stages",
     "signal",
     "trade",
@@ -80,6 +83,7 @@ __all__ = [
     "train_ensemble",
     "train_stage",
     "tune",
+    "walkforward",
 ]
 
 #: a ``ploutos compare`` scratch model records ``<stage>_scratch``; it is evaluated on ``<stage>``.
@@ -683,3 +687,91 @@ def trade_status(stage: str, *, broker: str = "paper", out_dir: str | Path = "."
     if write and request.location is not None:
         write_status(status, request.location.parent, f"{request.location.stem}_status")
     return status
+
+
+# --- walk-forward retraining (issue 12) ---------------------------------------------------
+
+
+def walkforward(stage: str, *, start: str | dt.date | None, end: str | dt.date | None = None,
+                retrain_every: int = 21, window: str = "expanding", steps: int | None = None,
+                load_model: str | Path | None = None, resume: bool = False,
+                overwrite: bool = False, out_dir: str | Path = ".", source: str = "yfinance",
+                data_dir: str | Path | None = None, cache_dir: str | Path = "data_cache",
+                refresh: bool = False, seed: int = 0, device: str = "auto",
+                n_envs: int | None = None, algorithm: str | None = None, scale: float = 1.0,
+                progress: bool = False, loggers: Sequence[str] | None = None,
+                registry: Registry | None = None, echo: Callable[[str], None] = click.echo
+                ) -> WalkForward:
+    """Retrain ``stage`` every ``retrain_every`` trading days from ``start`` (``--from``),
+    each fold on data strictly before its first trading day (warm-started from the fold
+    before, the first from ``load_model``), trade each period out of sample, and report
+    the stitched days beside the baselines on exactly those days.
+
+    Writes ``out_dir/walkforward/<stage>/`` (the plan, one run directory per fold) and
+    ``out_dir/reports/<stage>/walkforward.{json,md,png}``, ``walkforward_daily.csv``,
+    ``walkforward_folds.csv``. An interrupted walk-forward continues with ``resume``
+    (finished folds are kept, the interrupted one continues from its checkpoint).
+
+    :param window: ``expanding`` (from the stage's train start) or ``rolling:N`` (the
+        last N trading days).
+    :param steps: training steps per fold (default: the stage's timesteps × ``scale``).
+    :raises ConfigError: for a bad plan, or earlier outputs without ``resume``/``overwrite``.
+    """
+    from ploutos_core.walkforward.plan import Window
+    from ploutos_core.walkforward.runner import WalkForwardOptions, WalkForwardRunner
+
+    registry = registry or make_registry()
+    spec = registry.stage(stage)
+    first = _as_date(start, "--from")
+    if first is None:
+        raise ConfigError("--from DATE is required: the first day traded out of sample")
+    options = WalkForwardOptions(
+        start=first, end=_as_date(end, "--to"), retrain_every=retrain_every,
+        window=Window.parse(window), steps=steps,
+        load_model=Path(load_model) if load_model else None, resume=resume,
+        overwrite=overwrite, out_dir=Path(out_dir),
+        data=_data(source, data_dir, cache_dir, seed, refresh), seed=seed,
+        device=resolve_device(device), n_envs=n_envs, algorithm=algorithm, scale=scale,
+        progress=progress, loggers=tuple(loggers) if loggers is not None else None)
+    return WalkForwardRunner(registry, spec, options, echo).run()
+
+
+def retrain(stage: str, *, model: str | Path | None = None, as_of: str | dt.date | None = None,
+            holdout: int = 63, steps: int | None = None, out_dir: str | Path = ".",
+            allow_stale: bool = False, max_lag: int = 1, source: str = "yfinance",
+            data_dir: str | Path | None = None, cache_dir: str | Path = "data_cache",
+            refresh: bool = False, seed: int = 0, device: str = "auto",
+            n_envs: int | None = None, algorithm: str | None = None, scale: float = 1.0,
+            progress: bool = False, loggers: Sequence[str] | None = None,
+            registry: Registry | None = None, echo: Callable[[str], None] = click.echo
+            ) -> Retrain:
+    """One production fold: retrain ``stage``'s production model on everything up to
+    ``as_of`` (default: the newest data), keeping the previous one, and promote the new
+    model only if a shadow fold trained the same way before the last ``holdout`` trading
+    days is not worse (Sharpe) than the production model on those days.
+
+    Keeps ``out_dir/production/<stage>/``: ``current.zip`` (the production model),
+    ``generations/gen_<k>.zip`` (every model) and ``lineage.json`` (which model each came
+    from, the data fingerprints and dates, every decision). The same as-of day twice
+    changes nothing.
+
+    :param model: the first production model (only before a lineage exists).
+    :param holdout: trading days of the most recent out-of-sample window.
+    :param steps: training steps of a retraining (default: the stage's timesteps × ``scale``).
+    """
+    import datetime as dt
+
+    from ploutos_core.walkforward.retrain import run_retrain
+    from ploutos_core.walkforward.runner import WalkForwardOptions
+
+    registry = registry or make_registry()
+    spec = registry.stage(stage)
+    requested = _as_date(as_of, "--as-of") or dt.date.today()
+    options = WalkForwardOptions(
+        start=requested, steps=steps, out_dir=Path(out_dir),
+        data=_data(source, data_dir, cache_dir, seed, refresh), seed=seed,
+        device=resolve_device(device), n_envs=n_envs, algorithm=algorithm, scale=scale,
+        progress=progress, loggers=tuple(loggers) if loggers is not None else None)
+    return run_retrain(registry, spec, options, model=Path(model) if model else None,
+                       requested=requested, holdout=holdout, allow_stale=allow_stale,
+                       max_lag=max_lag, echo=echo)

@@ -37,6 +37,8 @@ LAYERS: tuple[tuple[str, int], ...] = (
     # issue 12: signals replay a backtest; a trade cycle runs a signal through a broker
     ("ploutos_core.trading.signal", 7), ("ploutos_core.trading.status", 7),
     ("ploutos_core.trading.cycle", 8),
+    # walk-forward folds are stages trained through the builder, then one backtest
+    ("ploutos_core.walkforward", 9),
     ("ploutos_core.training.runner", 9),
     ("ploutos_core.comparison", 10),
     ("ploutos_core.sb3", 4),

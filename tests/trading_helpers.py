@@ -63,12 +63,12 @@ class ProbeAgent(NullAgent):
             observation, rewards, _, infos = self.env.step(self.predict(observation))
             digest.update(np.asarray(observation, dtype=np.float32).tobytes())
             digest.update(np.asarray(rewards, dtype=np.float32).tobytes())
+            self.memory = digest.hexdigest()[:16]  # checkpoints may be written at any update
             self.steps += n_envs
             if not monitor.on_step(self.steps, list(infos)):
                 break
             if self.steps % rollout == 0:
                 monitor.on_iteration(self.steps)
-        self.memory = digest.hexdigest()[:16]
         monitor.on_training_end()
 
     def predict(self, observation: NDArray[np.float32], deterministic: bool = True
@@ -118,8 +118,8 @@ def trading_stage(name: str = "trader", tickers: tuple[str, ...] = ("AAA", "BBB"
     splits = Splits(train=DateRange(dt.date(2012, 1, 1), dt.date(2012, 12, 31)),
                     validation=DateRange(dt.date(2013, 1, 1), dt.date(2013, 12, 31)),
                     test=DateRange(dt.date(2014, 1, 1), dt.date(2014, 12, 31)))
-    return tiny_stage(name, tickers=tickers, algorithm=PROBE, env=settings,
-                      **{"splits": splits, **changes})
+    return tiny_stage(name, tickers=tickers,
+                      **{"algorithm": PROBE, "env": settings, "splits": splits, **changes})
 
 
 class TradingPlugin:
