@@ -110,6 +110,12 @@ class PaperAccount(BrokerAccount):
         return BrokerError(f"{self.path} is not a usable paper ledger ({problem}); it is left "
                            f"untouched: move it away or pass another --ledger")
 
+    def _busy(self) -> BrokerBusyError:
+        return BrokerBusyError(
+            f"another process has held the paper ledger {self.path} for more than "
+            f"{self.request.lock_timeout:g} s (a cycle is running); nothing was changed: "
+            f"retry later")
+
     def _check(self, path: Path) -> None:
         """Refuse, without writing, a file that is not a healthy ledger of this stage."""
         if path.is_dir():
@@ -139,6 +145,10 @@ class PaperAccount(BrokerAccount):
                 if verdict != "ok":
                     raise self._refuse(f"integrity check failed: {verdict}")
                 meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise self._busy() from exc
+            raise self._refuse(f"corrupt: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise self._refuse(f"corrupt: {exc}") from exc
         stage, tickers = meta.get("stage"), json.loads(meta.get("tickers", "[]"))
@@ -191,7 +201,11 @@ class PaperAccount(BrokerAccount):
             return
         self._check(self.path)
         with contextlib.closing(self._raw_connect()) as conn:
-            conn.execute("BEGIN")  # one consistent snapshot for the whole read
+            try:
+                conn.execute("BEGIN")  # one consistent snapshot for the whole read
+                conn.execute("SELECT COUNT(*) FROM meta").fetchone()  # takes the read lock
+            except sqlite3.OperationalError as exc:
+                raise self._busy() from exc
             try:
                 yield conn
             finally:
@@ -238,10 +252,7 @@ class PaperAccount(BrokerAccount):
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                raise BrokerBusyError(
-                    f"another process has held the paper ledger {self.path} for more than "
-                    f"{self.request.lock_timeout:g} s (a cycle is running); nothing was "
-                    f"changed: retry later") from exc
+                raise self._busy() from exc
             try:
                 outcome = self._cycle(conn, day, market, plan, details)
             except BaseException:
@@ -348,6 +359,12 @@ class PaperAccount(BrokerAccount):
     @staticmethod
     def _meta(conn: sqlite3.Connection) -> dict[str, str]:
         return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock."""
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
 
 
 def _holdings(conn: sqlite3.Connection) -> Holdings:

@@ -233,3 +233,17 @@ def test_opening_and_reading_never_create_a_ledger(tmp_path: Path) -> None:
     with pytest.raises(BrokerError, match="no close on 2024-01-01"):
         account.run_cycle(dt.date(2024, 1, 1), MARKET, buy(), {})
     assert not path.exists()
+
+
+def test_a_locked_ledger_is_busy_not_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    PaperBroker().open(request(path)).run_cycle(DAYS[0], MARKET, buy(), {})
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # a cycle committing: nobody may even read
+    try:
+        with pytest.raises(BrokerBusyError, match="retry later"):
+            PaperBroker().open(request(path, lock_timeout=0.1))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert PaperBroker().open(request(path)).holdings().day == DAYS[0]

@@ -168,6 +168,10 @@ def test_trade_json_and_ledger_option(model: Path, trade_pm: Any, run_cli: Any,
                                  "synthetic", "--broker", "paper", "--ledger", str(ledger),
                                  "--json", pm=trade_pm)
     assert json.loads(signal_with_broker.out)["holdings"]["cash"] == 5000.0
+    assert payload["record"]["orders"]  # the first cycle bought: its orders are pending
+    as_text = run_cli("signal", str(model), "--as-of", DAYS[0], "--source", "synthetic",
+                      "--broker", "paper", "--ledger", str(ledger), pm=trade_pm)
+    assert f"orders of {DAYS[0]} are still pending" in as_text.out
     assert run_cli("trade", pm=trade_pm).code == 2  # neither --model nor a subcommand
 
 

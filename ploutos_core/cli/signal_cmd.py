@@ -41,6 +41,10 @@ def signal_lines(result: Signal) -> list[str]:
     if plan is not None:
         lines.append(f"  account worth {plan.value:,.2f}: turnover {plan.turnover:.2%}, "
                      f"estimated cost {plan.estimated_cost:,.2f}")
+        holdings = result.holdings
+        if holdings is not None and holdings.pending:
+            lines.append(f"  note: {len(holdings.pending)} orders of {holdings.day} are still "
+                         f"pending and not counted in these holdings")
         if not plan.rebalance:
             lines.append("  no orders: the account is inside the no-trade band")
         elif not plan.orders:
