@@ -24,15 +24,25 @@ from ploutos_core.api import (
     evaluate_universes,
     make_ensemble,
     make_registry,
+    retrain,
     select_stages,
+    signal,
+    trade,
+    trade_status,
     train_curriculum,
     train_ensemble,
     train_stage,
     tune,
+    walkforward,
 )
 from ploutos_core.comparison.runner import Comparison
 from ploutos_core.evaluation.backtest import EvaluationResult
+from ploutos_core.trading.cycle import TradeCycle
+from ploutos_core.trading.signal import Signal
+from ploutos_core.trading.status import TradeStatus
 from ploutos_core.training.records import StageResult
+from ploutos_core.walkforward.retrain import Retrain
+from ploutos_core.walkforward.runner import WalkForward
 
 __all__ = [
     "Comparison",
@@ -40,16 +50,26 @@ __all__ = [
     "EnsembleResult",
     "Evaluation",
     "EvaluationResult",
+    "Retrain",
+    "Signal",
     "StageResult",
+    "TradeCycle",
+    "TradeStatus",
+    "WalkForward",
     "__version__",
     "compare",
     "evaluate",
     "evaluate_universes",
     "make_ensemble",
     "make_registry",
+    "retrain",
     "select_stages",
+    "signal",
+    "trade",
+    "trade_status",
     "train_curriculum",
     "train_ensemble",
     "train_stage",
     "tune",
+    "walkforward",
 ]

@@ -32,6 +32,8 @@ from ploutos_core.data.stage_data import DataOptions
 from ploutos_core.env.base import EnvBuilder, EnvRequest
 from ploutos_core.env.day_filters import DayFilter, DayFilterContext
 from ploutos_core.errors import (
+    BrokerBusyError,
+    BrokerError,
     ConfigError,
     DataError,
     DeviceError,
@@ -41,6 +43,7 @@ from ploutos_core.errors import (
     PluginError,
     PluginLoadError,
     StageFileError,
+    StaleDataError,
     UnknownNameError,
 )
 from ploutos_core.hookspecs import hookimpl
@@ -48,6 +51,18 @@ from ploutos_core.pluginmanager.manager import PLUGIN_API_VERSION, get_plugin_ma
 from ploutos_core.pluginmanager.registry import Registrar, Registry
 from ploutos_core.runfiles.atomic import atomic_path, json_number, write_json, write_text
 from ploutos_core.tracking.contract import LoggerFactory, LoggerRun, MetricLogger
+from ploutos_core.trading.contract import (
+    Broker,
+    BrokerAccount,
+    BrokerRequest,
+    CycleOutcome,
+    CycleRecord,
+    Fill,
+    Holdings,
+    MarketCloses,
+    Order,
+    OrderPlanner,
+)
 from ploutos_core.training.records import Checkpoint, StageResult, StageRun
 from ploutos_core.tuning.contract import (
     TrialPruned,
@@ -65,8 +80,15 @@ __all__ = [
     "PLUGIN_API_VERSION",
     "Agent",
     "Algorithm",
+    "Broker",
+    "BrokerAccount",
+    "BrokerBusyError",
+    "BrokerError",
+    "BrokerRequest",
     "Checkpoint",
     "ConfigError",
+    "CycleOutcome",
+    "CycleRecord",
     "DataError",
     "DataOptions",
     "DataRequest",
@@ -78,13 +100,18 @@ __all__ = [
     "EnvBuilder",
     "EnvRequest",
     "EnvSettings",
+    "Fill",
     "Gate",
     "GateFailedError",
+    "Holdings",
     "Hyperparameters",
     "LoggerFactory",
     "LoggerRun",
+    "MarketCloses",
     "MetricLogger",
     "ModelError",
+    "Order",
+    "OrderPlanner",
     "Panel",
     "ParquetCache",
     "PloutosError",
@@ -97,6 +124,7 @@ __all__ = [
     "StageResult",
     "StageRun",
     "StageSpec",
+    "StaleDataError",
     "TrainingMonitor",
     "TrainingSetup",
     "TransferReport",

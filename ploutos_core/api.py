@@ -57,7 +57,16 @@ from ploutos_core.training.records import StageResult
 from ploutos_core.training.runner import CurriculumRunner, RunOptions
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import pandas as pd
+
+    from ploutos_core.trading.contract import BrokerAccount, BrokerRequest
+    from ploutos_core.trading.cycle import TradeCycle
+    from ploutos_core.trading.signal import Signal
+    from ploutos_core.trading.status import TradeStatus
+    from ploutos_core.walkforward.retrain import Retrain
+    from ploutos_core.walkforward.runner import WalkForward
 
 __all__ = [
     "CurriculumResult",
@@ -68,11 +77,16 @@ __all__ = [
     "evaluate_universes",
     "make_ensemble",
     "make_registry",
+    "retrain",
     "select_stages",
+    "signal",
+    "trade",
+    "trade_status",
     "train_curriculum",
     "train_ensemble",
     "train_stage",
     "tune",
+    "walkforward",
 ]
 
 #: a ``ploutos compare`` scratch model records ``<stage>_scratch``; it is evaluated on ``<stage>``.
@@ -500,3 +514,291 @@ def compare(curriculum: str = "default", *, seeds: Sequence[int] = (0, 1, 2),
     comparison = ComparisonRunner(registry, compare_options, echo=echo).run(curriculum, chosen)
     write_comparison(comparison, Path(out_dir) / "reports")
     return comparison
+
+
+# --- from model to market (issue 12) ------------------------------------------------------
+
+
+def _data(source: str, data_dir: str | Path | None, cache_dir: str | Path, seed: int,
+          refresh: bool) -> DataOptions:
+    return DataOptions(source=source, data_dir=Path(data_dir) if data_dir else None,
+                       cache_dir=Path(cache_dir), seed=seed, refresh=refresh)
+
+
+def _as_date(value: str | dt.date | None, option: str) -> dt.date | None:
+    import datetime as dt
+
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"{option} {value!r}: expected a date like 2024-03-28") from exc
+
+
+def open_account(registry: Registry, spec: StageSpec, broker: str, *,
+                 out_dir: str | Path = ".", ledger: str | Path | None = None,
+                 initial_cash: float = 100_000.0, lock_timeout: float = 10.0,
+                 broker_options: dict[str, str] | None = None
+                 ) -> tuple[BrokerAccount, BrokerRequest]:
+    """Open ``broker``'s account for ``spec``: the ledger ``ledger``, or
+    ``out_dir/trading/<stage>/<broker>.sqlite``.
+
+    :raises UnknownNameError: for an unknown broker.
+    :raises BrokerError: for an unusable account (a corrupt ledger is refused untouched).
+    """
+    from ploutos_core.trading.contract import BrokerRequest
+
+    chosen = registry.broker(broker)
+    if not initial_cash > 0:
+        raise ConfigError(f"--initial-cash must be > 0, got {initial_cash}")
+    location = Path(ledger) if ledger else RunLayout(Path(out_dir)).ledger(spec.name, broker)
+    request = BrokerRequest(stage=spec.name, tickers=spec.tickers,
+                            cost_bps=spec.transaction_cost_bps, location=location,
+                            initial_cash=initial_cash, lock_timeout=lock_timeout,
+                            options=dict(broker_options or {}))
+    return chosen.open(request), request
+
+
+def _model_and_stage(registry: Registry, model: str | Path, stage: str | None
+                     ) -> tuple[Path, StageSpec]:
+    path = resolve_model_path(model)
+    return path, model_stage(registry, stage, read_metadata(path), path)
+
+
+def _loader(registry: Registry, path: Path, spec: StageSpec, seed: int, device: str,
+            algorithm: str | None) -> Callable[[Any], Any]:
+    def load(env: Any) -> Any:
+        return load_for_evaluation(registry, path, spec, env, seed=seed, device=device,
+                                   algorithm=algorithm)
+
+    return load
+
+
+def signal(model: str | Path, *, stage: str | None = None,
+           as_of: str | dt.date | None = None, start: str | dt.date | None = None,
+           positions: str | Path | None = None, broker: str | None = None,
+           ledger: str | Path | None = None, out_dir: str | Path = ".",
+           allow_stale: bool = False, max_lag: int = 1, whole_shares: bool = True,
+           source: str = "yfinance", data_dir: str | Path | None = None,
+           cache_dir: str | Path = "data_cache", refresh: bool = False, seed: int = 0,
+           device: str = "auto", algorithm: str | None = None,
+           registry: Registry | None = None) -> Signal:
+    """The model's target weights at the close of ``as_of`` for the next session, and the
+    orders that move an account there under the stage's turnover rule.
+
+    Loads the stage's prices through ``as_of`` from its data source, computes the
+    features exactly as training did and replays the policy from ``start`` (default: the
+    first day of the stage's split holding ``as_of``), so a past day's weights equal
+    those ``evaluate(...).daily()`` reports for it. Writes nothing.
+
+    :param as_of: the day whose close the signal uses (default: today); the newest
+        trading day of the data on or before it is used.
+    :param start: the replay's first day.
+    :param positions: a JSON or CSV positions file (the account's cash and shares).
+    :param broker: read the holdings from this broker's account instead (``ledger`` or
+        ``out_dir/trading/<stage>/<broker>.sqlite``).
+    :param allow_stale: use prices older than ``max_lag`` business days before ``as_of``.
+    :param whole_shares: round orders to whole shares.
+    :raises StaleDataError: for stale prices (unless ``allow_stale``).
+    :raises ModelError: for a missing model or one of another stage's shape.
+    :raises ConfigError: for a bad positions file (unknown ticker, negative shares …).
+    """
+    import datetime as dt
+
+    from ploutos_core.trading.holdings import read_positions
+    from ploutos_core.trading.orders import plan_orders
+    from ploutos_core.trading.signal import check_staleness, compute_signal, load_signal_panel
+
+    registry = registry or make_registry()
+    path, spec = _model_and_stage(registry, model, stage)
+    if positions is not None and broker is not None:
+        raise ConfigError("give the holdings either as --positions FILE or from --broker NAME, "
+                          "not both")
+    holdings = read_positions(positions, spec.tickers) if positions is not None else None
+    if broker is not None:
+        account, _ = open_account(registry, spec, broker, out_dir=out_dir, ledger=ledger)
+        try:
+            holdings = account.holdings()
+        finally:
+            account.close()
+    requested = _as_date(as_of, "--as-of") or dt.date.today()
+    data = _data(source, data_dir, cache_dir, seed, refresh)
+    panel = load_signal_panel(registry, spec, data, requested)
+    stale, lag = check_staleness(panel, requested, max_lag, allow_stale)
+    resolved = resolve_device(device)
+    result = compute_signal(registry, spec, path,
+                            _loader(registry, path, spec, seed, resolved, algorithm), panel,
+                            requested=requested, start=_as_date(start, "--start"), stale=stale,
+                            lag_days=lag, device=resolved)
+    if holdings is None:
+        return result
+    plan = plan_orders(holdings, spec.tickers, result.closes, result.target, spec.env,
+                       spec.transaction_cost, whole_shares=whole_shares)
+    return attrs.evolve(result, plan=plan, holdings=holdings)
+
+
+def trade(model: str | Path, *, stage: str | None = None, broker: str = "paper",
+          as_of: str | dt.date | None = None, start: str | dt.date | None = None,
+          out_dir: str | Path = ".", ledger: str | Path | None = None,
+          initial_cash: float = 100_000.0, lock_timeout: float = 10.0,
+          broker_options: dict[str, str] | None = None, allow_stale: bool = False,
+          max_lag: int = 1, whole_shares: bool = True, source: str = "yfinance",
+          data_dir: str | Path | None = None, cache_dir: str | Path = "data_cache",
+          refresh: bool = False, seed: int = 0, device: str = "auto",
+          algorithm: str | None = None, registry: Registry | None = None) -> TradeCycle:
+    """One daily cycle: load (``refresh``) the prices, compute the signal, plan the orders
+    for the account and let the broker record them, at most once per trading day.
+
+    The account is ``ledger``, or ``out_dir/trading/<stage>/<broker>.sqlite``; a snapshot
+    of the cycle goes to ``<broker>_cycles/<day>.json`` beside it. A day already recorded
+    changes nothing (``result.recorded`` is ``False``). Bad inputs — unknown model or
+    broker, a model of another stage's shape, stale data, a corrupt ledger — raise
+    before anything is written.
+
+    :param initial_cash: cash of a new paper account.
+    :param lock_timeout: seconds to wait for another process's cycle on the same account.
+    :param broker_options: broker-specific settings.
+    :raises BrokerBusyError: when another cycle holds the account past ``lock_timeout``.
+    """
+    import datetime as dt
+
+    from ploutos_core.trading.cycle import run_cycle
+
+    registry = registry or make_registry()
+    path, spec = _model_and_stage(registry, model, stage)
+    requested = _as_date(as_of, "--as-of") or dt.date.today()
+    first = _as_date(start, "--start")
+    account, request = open_account(registry, spec, broker, out_dir=out_dir, ledger=ledger,
+                                    initial_cash=initial_cash, lock_timeout=lock_timeout,
+                                    broker_options=broker_options)
+    resolved = resolve_device(device)
+    location = request.location or RunLayout(Path(out_dir)).ledger(spec.name, broker)
+    try:
+        return run_cycle(registry, spec, path,
+                         _loader(registry, path, spec, seed, resolved, algorithm), account,
+                         request, _data(source, data_dir, cache_dir, seed, refresh),
+                         requested=requested, start=first, allow_stale=allow_stale,
+                         max_lag=max_lag, whole_shares=whole_shares, device=resolved,
+                         snapshots=location.parent / f"{location.stem}_cycles")
+    finally:
+        account.close()
+
+
+def trade_status(stage: str, *, broker: str = "paper", out_dir: str | Path = ".",
+                 ledger: str | Path | None = None, write: bool = True,
+                 source: str = "yfinance", data_dir: str | Path | None = None,
+                 cache_dir: str | Path = "data_cache", refresh: bool = False, seed: int = 0,
+                 registry: Registry | None = None) -> TradeStatus:
+    """An account's equity at each cycle day beside the stage's baselines on the same days
+    (same costs), its holdings and the costs paid.
+
+    Writes ``<broker>_status.json`` and ``<broker>_status.png`` beside the ledger unless
+    ``write`` is false.
+    """
+    from ploutos_core.trading.signal import load_signal_panel
+    from ploutos_core.trading.status import build_status, write_status
+
+    registry = registry or make_registry()
+    spec = registry.stage(stage)
+    account, request = open_account(registry, spec, broker, out_dir=out_dir, ledger=ledger)
+    try:
+        history, holdings = account.history(), account.holdings()
+    finally:
+        account.close()
+    panel = None
+    if history:
+        panel = load_signal_panel(registry, spec, _data(source, data_dir, cache_dir, seed,
+                                                        refresh), history[-1].day)
+    status = build_status(spec, history, holdings, panel, request.location)
+    if write and request.location is not None:
+        write_status(status, request.location.parent, f"{request.location.stem}_status")
+    return status
+
+
+# --- walk-forward retraining (issue 12) ---------------------------------------------------
+
+
+def walkforward(stage: str, *, start: str | dt.date | None, end: str | dt.date | None = None,
+                retrain_every: int = 21, window: str = "expanding", steps: int | None = None,
+                load_model: str | Path | None = None, resume: bool = False,
+                overwrite: bool = False, out_dir: str | Path = ".", source: str = "yfinance",
+                data_dir: str | Path | None = None, cache_dir: str | Path = "data_cache",
+                refresh: bool = False, seed: int = 0, device: str = "auto",
+                n_envs: int | None = None, algorithm: str | None = None, scale: float = 1.0,
+                progress: bool = False, loggers: Sequence[str] | None = None,
+                registry: Registry | None = None, echo: Callable[[str], None] = click.echo
+                ) -> WalkForward:
+    """Retrain ``stage`` every ``retrain_every`` trading days from ``start`` (``--from``),
+    each fold on data strictly before its first trading day (warm-started from the fold
+    before, the first from ``load_model``), trade each period out of sample, and report
+    the stitched days beside the baselines on exactly those days.
+
+    Writes ``out_dir/walkforward/<stage>/`` (the plan, one run directory per fold) and
+    ``out_dir/reports/<stage>/walkforward.{json,md,png}``, ``walkforward_daily.csv``,
+    ``walkforward_folds.csv``. An interrupted walk-forward continues with ``resume``
+    (finished folds are kept, the interrupted one continues from its checkpoint).
+
+    :param window: ``expanding`` (from the stage's train start) or ``rolling:N`` (the
+        last N trading days).
+    :param steps: training steps per fold (default: the stage's timesteps × ``scale``).
+    :raises ConfigError: for a bad plan, or earlier outputs without ``resume``/``overwrite``.
+    """
+    from ploutos_core.walkforward.plan import Window
+    from ploutos_core.walkforward.runner import WalkForwardOptions, WalkForwardRunner
+
+    registry = registry or make_registry()
+    spec = registry.stage(stage)
+    first = _as_date(start, "--from")
+    if first is None:
+        raise ConfigError("--from DATE is required: the first day traded out of sample")
+    options = WalkForwardOptions(
+        start=first, end=_as_date(end, "--to"), retrain_every=retrain_every,
+        window=Window.parse(window), steps=steps,
+        load_model=Path(load_model) if load_model else None, resume=resume,
+        overwrite=overwrite, out_dir=Path(out_dir),
+        data=_data(source, data_dir, cache_dir, seed, refresh), seed=seed,
+        device=resolve_device(device), n_envs=n_envs, algorithm=algorithm, scale=scale,
+        progress=progress, loggers=tuple(loggers) if loggers is not None else None)
+    return WalkForwardRunner(registry, spec, options, echo).run()
+
+
+def retrain(stage: str, *, model: str | Path | None = None, as_of: str | dt.date | None = None,
+            holdout: int = 63, steps: int | None = None, out_dir: str | Path = ".",
+            allow_stale: bool = False, max_lag: int = 1, source: str = "yfinance",
+            data_dir: str | Path | None = None, cache_dir: str | Path = "data_cache",
+            refresh: bool = False, seed: int = 0, device: str = "auto",
+            n_envs: int | None = None, algorithm: str | None = None, scale: float = 1.0,
+            progress: bool = False, loggers: Sequence[str] | None = None,
+            registry: Registry | None = None, echo: Callable[[str], None] = click.echo
+            ) -> Retrain:
+    """One production fold: retrain ``stage``'s production model on everything up to
+    ``as_of`` (default: the newest data), keeping the previous one, and promote the new
+    model only if a shadow fold trained the same way before the last ``holdout`` trading
+    days is not worse (Sharpe) than the production model on those days.
+
+    Keeps ``out_dir/production/<stage>/``: ``current.zip`` (the production model),
+    ``generations/gen_<k>.zip`` (every model) and ``lineage.json`` (which model each came
+    from, the data fingerprints and dates, every decision). The same as-of day twice
+    changes nothing.
+
+    :param model: the first production model (only before a lineage exists).
+    :param holdout: trading days of the most recent out-of-sample window.
+    :param steps: training steps of a retraining (default: the stage's timesteps × ``scale``).
+    """
+    import datetime as dt
+
+    from ploutos_core.walkforward.retrain import run_retrain
+    from ploutos_core.walkforward.runner import WalkForwardOptions
+
+    registry = registry or make_registry()
+    spec = registry.stage(stage)
+    requested = _as_date(as_of, "--as-of") or dt.date.today()
+    options = WalkForwardOptions(
+        start=requested, steps=steps, out_dir=Path(out_dir),
+        data=_data(source, data_dir, cache_dir, seed, refresh), seed=seed,
+        device=resolve_device(device), n_envs=n_envs, algorithm=algorithm, scale=scale,
+        progress=progress, loggers=tuple(loggers) if loggers is not None else None)
+    return run_retrain(registry, spec, options, model=Path(model) if model else None,
+                       requested=requested, holdout=holdout, allow_stale=allow_stale,
+                       max_lag=max_lag, echo=echo)

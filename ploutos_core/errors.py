@@ -79,6 +79,26 @@ class GateFailedError(PloutosError):
     """A stage's validation result is below its promotion gate."""
 
 
+class StaleDataError(DataError):
+    """The newest prices are older than the day a signal or trade cycle is for."""
+
+
+class BrokerError(PloutosError):
+    """A broker refused an operation, or its account (a paper ledger) is unusable.
+
+    Raised before anything changes: a refused cycle leaves the account as it was.
+    """
+
+
+class BrokerBusyError(BrokerError):
+    """Another process is running a cycle on the same account; retry later.
+
+    :cvar exit_code: 75 (``EX_TEMPFAIL``): schedulers treat it as "try again".
+    """
+
+    exit_code = 75
+
+
 class TrainingInterrupted(PloutosError):
     """Training stopped on a signal; the newest checkpoint is kept for ``--resume``.
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ploutos_core.env.day_filters import DayFilter
     from ploutos_core.pluginmanager.registry import Registrar
     from ploutos_core.tracking.contract import LoggerFactory
+    from ploutos_core.trading.contract import Broker
     from ploutos_core.training.records import Checkpoint, StageResult, StageRun
     from ploutos_core.tuning.contract import Tuner
 
@@ -110,6 +111,23 @@ def ploutos_register_day_filters(register: Registrar[DayFilter]) -> None:
     :param register: call ``register(day_filter)`` with an instance of a
         :class:`ploutos_core.DayFilter` subclass; stages select it with
         ``[stage.env] day_filter = "NAME"``.
+    """
+
+
+@hookspec
+def ploutos_register_brokers(register: Registrar[Broker]) -> None:
+    """Register brokers (``ploutos trade --broker NAME``, ``ploutos signal --broker NAME``).
+
+    Called once when the registry of a plugin manager is first asked for brokers.
+    A broker opens accounts; ``ploutos trade`` runs one cycle per trading day on an
+    account through :meth:`ploutos_core.BrokerAccount.run_cycle`, which must be
+    atomic and idempotent per trading day (docs/brokers.md; check an
+    implementation with :func:`ploutos_core.testing.check_broker`).
+
+    :param register: call ``register(broker)`` with an instance of a
+        :class:`ploutos_core.Broker` subclass; its ``name`` attribute is the name
+        users type. Read credentials from the environment when the account is
+        opened, never at registration: listing plugins must work offline.
     """
 
 

@@ -25,13 +25,18 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("ploutos_core.config", 2),
     ("ploutos_core.data.stage_data", 3), ("ploutos_core.data.universe", 3),
     ("ploutos_core.env", 4), ("ploutos_core.agents", 4),
-    ("ploutos_core.tuning", 4), ("ploutos_core.tracking", 4),
+    ("ploutos_core.tuning", 4), ("ploutos_core.tracking", 4), ("ploutos_core.trading", 4),
     ("ploutos_core.pluginmanager", 5),
     ("ploutos_core.evaluation", 6),
     # the gymnasium view loads a registered stage through the plugins
     ("ploutos_core.env.gym_env", 6),
     ("ploutos_core.training", 7), ("ploutos_core.tracking.session", 7),
     ("ploutos_core.tuning.study", 8),
+    # issue 12: signals replay a backtest; a trade cycle runs a signal through a broker
+    ("ploutos_core.trading.signal", 7), ("ploutos_core.trading.status", 7),
+    ("ploutos_core.trading.cycle", 8),
+    # walk-forward folds are stages trained through the builder, then one backtest
+    ("ploutos_core.walkforward", 9),
     ("ploutos_core.training.runner", 9),
     ("ploutos_core.comparison", 10),
     ("ploutos_core.sb3", 4),

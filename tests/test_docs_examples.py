@@ -134,7 +134,9 @@ def test_run_layout_md_shows_every_path_run_layout_makes() -> None:
              layout.final_model("<stage>"), layout.best_model("<stage>"),
              layout.optimized_params("<stage>"), layout.manifest()]
     dirs = [layout.stage_dir("<stage>"), layout.log_dir("<stage>"),
-            layout.report_dir("<stage>")]
+            layout.report_dir("<stage>"), layout.trading_dir("<stage>"),
+            layout.walkforward_dir("<stage>"), layout.production_dir("<stage>")]
+    paths.append(layout.ledger("<stage>", "<broker>"))
     for path in paths:
         assert f"`{path.relative_to('OUT')}`" in text, path
     for directory in dirs:
@@ -142,7 +144,8 @@ def test_run_layout_md_shows_every_path_run_layout_makes() -> None:
     public = {name for name in vars(RunLayout) if not name.startswith("_")}
     covered = {"stage_dir", "checkpoint", "checkpoints", "newest_checkpoint", "final_model",
                "best_model", "optimized_params", "log_dir", "report_dir", "manifest",
-               "has_outputs", "promote", "stage_outputs", "move_aside", "quarantine"}
+               "has_outputs", "promote", "stage_outputs", "move_aside", "quarantine",
+               "trading_dir", "ledger", "walkforward_dir", "production_dir"}
     assert public <= covered | {"root"}, f"document the new paths: {public - covered}"
     for documented in ("previous/<UTC time>/", ".ploutos.lock", ".zip.corrupt",
                        "validation_daily.csv", "<stage>_ensemble.zip", "_universes.json"):
@@ -162,11 +165,35 @@ def test_tutorial_excerpts_are_verbatim_from_the_example_package() -> None:
 
 
 @pytest.mark.parametrize("page", ["writing-plugins.md", "stages.md", "run-layout.md",
-                                  "data-sources.md"])
+                                  "data-sources.md", "brokers.md", "deployment.md",
+                                  "walkforward.md", "python-api.md"])
 def test_relative_links_resolve(page: str) -> None:
     text = (DOCS / page).read_text(encoding="utf-8")
     for target in re.findall(r"\]\((?!https?:|#)([^)#]+)", text):
         assert (DOCS / target).exists(), f"{page} links to missing {target}"
+
+
+# --- docs/brokers.md, docs/deployment.md (issue 12) -------------------------------------
+
+
+def test_brokers_md_documents_the_whole_broker_contract() -> None:
+    from ploutos_core import Broker, BrokerAccount, BrokerRequest
+
+    text = (DOCS / "brokers.md").read_text(encoding="utf-8")
+    methods = [name for cls in (Broker, BrokerAccount) for name in vars(cls)
+               if not name.startswith("_") and callable(getattr(cls, name))]
+    for name in methods:
+        assert f"{name}(" in text, f"brokers.md does not describe {name}"
+    for field in attrs.fields(BrokerRequest):
+        assert f"`{field.name}`" in text, f"brokers.md does not describe request.{field.name}"
+
+
+def test_deployment_md_lists_every_exit_code_of_trade() -> None:
+    from ploutos_core.cli.trade_cmd import EXIT_CODES
+
+    text = (DOCS / "deployment.md").read_text(encoding="utf-8")
+    for code in EXIT_CODES:
+        assert f"\n| {code} |" in text, f"deployment.md lacks exit code {code}"
 
 
 # --- docs/data-sources.md ---------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,18 @@ import pytest
 
 from ploutos_core import (
     Algorithm,
+    Broker,
+    BrokerAccount,
+    BrokerError,
+    BrokerRequest,
+    CycleOutcome,
+    CycleRecord,
     DataRequest,
     DataSource,
     DayFilter,
     EnvBuilder,
+    Fill,
+    Holdings,
     LoggerFactory,
     MetricLogger,
     Registry,
@@ -195,6 +204,93 @@ def test_hook_ploutos_register_day_filters(tmp_path: Path) -> None:
     stage = attrs.evolve(stage, env=attrs.evolve(stage.env, day_filter="every_fifth"))
     run_stages(Plugin(), [stage], tmp_path)
     assert seen["spy"] == (seen["days"],)
+
+
+class MemoryAccount(BrokerAccount):
+    """A broker account held in memory: the contract needs no SQLite. A cycle works on a
+    copy of the state and replaces the state only when it completes."""
+
+    def __init__(self, request: BrokerRequest) -> None:
+        self.request = request
+        self.state: dict[str, Any] = {"cash": request.initial_cash, "positions": {},
+                                      "cycles": []}
+
+    def holdings(self) -> Holdings:
+        return Holdings(cash=self.state["cash"], positions=self.state["positions"],
+                        day=self.state["cycles"][-1].day if self.state["cycles"] else None)
+
+    def run_cycle(self, day, market, plan, details):  # type: ignore[no-untyped-def]
+        import copy
+
+        cycles = self.state["cycles"]
+        done = [c for c in cycles if c.day == day]
+        if done:
+            return CycleOutcome(record=done[0], already_recorded=True)
+        if cycles and cycles[-1].day > day:
+            raise BrokerError(f"{cycles[-1].day} is recorded, after {day}")
+        work = copy.deepcopy(self.state)
+        fills = []
+        if cycles:
+            row = market.first_after(cycles[-1].day)
+            for order in cycles[-1].orders:
+                price = float(market.close[row, market.tickers.index(order.ticker)])
+                cost = abs(order.shares) * price * self.request.cost_rate
+                work["cash"] -= order.shares * price + cost
+                work["positions"][order.ticker] = work["positions"].get(order.ticker, 0.0) \
+                    + order.shares
+                fills.append(Fill(order_day=cycles[-1].day, filled_on=market.date(row),
+                                  ticker=order.ticker, shares=order.shares, price=price,
+                                  cost=cost))
+        holdings = Holdings(cash=work["cash"], positions=work["positions"], day=day)
+        orders = tuple(plan(holdings))
+        prices = market.prices(market.row(day))
+        record = CycleRecord(day=day, recorded_at="now", holdings=holdings,
+                             equity=holdings.value(prices), orders=orders, fills=tuple(fills),
+                             details=dict(details))
+        work["cycles"].append(record)
+        self.state = work
+        return CycleOutcome(record=record)
+
+    def history(self):  # type: ignore[no-untyped-def]
+        return list(self.state["cycles"])
+
+
+class MemoryBroker(Broker):
+    name = "memory"
+    description = "in memory, for one test"
+
+    def __init__(self) -> None:
+        self.accounts: dict[Path | None, MemoryAccount] = {}
+
+    def open(self, request: BrokerRequest) -> MemoryAccount:
+        return self.accounts.setdefault(request.location, MemoryAccount(request))
+
+
+def test_hook_ploutos_register_brokers(run_cli, tmp_path: Path) -> None:
+    from ploutos_core.testing import check_broker
+    from tests.trading_helpers import TradingPlugin, save_probe_model, trading_stage
+
+    broker = MemoryBroker()
+
+    class Plugin:
+        @hookimpl
+        def ploutos_register_brokers(self, register):  # type: ignore[no-untyped-def]
+            register(broker)
+
+    check_broker(MemoryBroker())  # the contract holds for an implementation without SQLite
+    stage = trading_stage()
+    pm = get_plugin_manager(plugins=[("p", Plugin()), ("trading", TradingPlugin(stage))])
+    listed = json.loads(run_cli("plugins", "list", "--json", pm=pm).out)
+    assert next(p for p in listed if p["name"] == "p")["registers"] == {"brokers": ["memory"]}
+    model = save_probe_model(Registry(pm), stage, tmp_path / "m.zip")
+    for day in ("2013-06-27", "2013-06-28", "2013-06-28"):
+        result = run_cli("trade", "--broker", "memory", "--model", str(model), "--as-of", day,
+                         "--source", "synthetic", "--out", str(tmp_path), pm=pm)
+        assert result.code == 0, result
+    assert "already recorded" in result.out
+    (account,) = broker.accounts.values()
+    assert [c.day.isoformat() for c in account.history()] == ["2013-06-27", "2013-06-28"]
+    assert account.history()[1].fills  # the first day's orders filled at the next close
 
 
 def test_hook_ploutos_register_commands(run_cli) -> None:

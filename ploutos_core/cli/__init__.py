@@ -34,7 +34,8 @@ _PYTHON_SHOWWARNING = warnings.showwarning
 
 
 def main(argv: Sequence[str] | None = None, *, pm: PloutosPluginManager | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 error, 2 usage, 130 interrupted).
+    """Run the CLI; returns the exit code (0 ok, 1 error, 2 usage, 75 busy: retry,
+    130 interrupted).
 
     :param argv: arguments without the program name (default: ``sys.argv[1:]``).
     :param pm: a ready plugin manager (tests); made from the global options when ``None``.
@@ -59,7 +60,8 @@ def main(argv: Sequence[str] | None = None, *, pm: PloutosPluginManager | None =
     except PloutosError as exc:
         if app.debug:
             traceback.print_exc()
-        return _fail(" ".join(str(exc).split()))
+        # An error class may carry its own code (BrokerBusyError: 75, "try again").
+        return _fail(" ".join(str(exc).split()), int(getattr(exc, "exit_code", 1)))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as exc:

@@ -15,14 +15,18 @@ from ploutos_core.cli.ensemble_cmd import ensemble_group
 from ploutos_core.cli.evaluate_cmd import evaluate_command
 from ploutos_core.cli.plugins_cmd import plugins_group
 from ploutos_core.cli.run_cmd import run_group
+from ploutos_core.cli.signal_cmd import signal_command
 from ploutos_core.cli.stages_cmd import stages_group
+from ploutos_core.cli.trade_cmd import trade_group
 from ploutos_core.cli.tune_cmd import tune_command
+from ploutos_core.cli.walkforward_cmd import retrain_command, walkforward_command
 from ploutos_core.errors import PluginError
 from ploutos_core.pluginmanager.hookcalls import call_per_plugin
 from ploutos_core.pluginmanager.manager import get_plugin_manager
 
 BUILTIN_COMMANDS = (plugins_group, stages_group, data_group, run_group, tune_command,
-                    evaluate_command, compare_command, ensemble_group)
+                    evaluate_command, compare_command, ensemble_group, signal_command,
+                    trade_group, walkforward_command, retrain_command)
 
 
 def limit_threads(threads: int) -> None:

@@ -177,6 +177,23 @@ class Splits:
         return "selection" if self.selection is not None else "validation"
 
 
+def trading_splits(train: DateRange, trade: DateRange) -> Splits:
+    """Splits that train on ``train`` and trade ``trade`` out of sample, as the
+    ``validation`` range; the test range starts the day after ``trade`` (issue 12:
+    walk-forward folds and signals are stages with adjusted splits, not new code).
+
+    :param train: the training range; it must end before ``trade`` starts.
+    :param trade: the out-of-sample range (its start and end must be set).
+    :raises ValueError: when the ranges overlap or ``trade`` is open.
+    """
+    if trade.start is None or trade.end is None:
+        raise ValueError(f"the trading range {trade} needs a start and an end")
+    if train.end is None or train.end >= trade.start:
+        raise ValueError(f"the training range {train} must end before {trade.start}")
+    return Splits(train=train, validation=trade,
+                  test=DateRange(trade.end + dt.timedelta(days=1), None))
+
+
 def _at_least_one(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value >= 1:
         raise FieldValueError(attribute.name, f"must be >= 1, got {value}")

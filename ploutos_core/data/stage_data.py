@@ -43,6 +43,15 @@ def stage_request(stage: StageSpec, options: DataOptions, through: str,
     Training asks ``through="validation"``, so the test period is never loaded
     while a stage is trained or tuned.
     """
+    return stage_request_until(stage, options, stage.splits.get(through).end, tickers)
+
+
+def stage_request_until(stage: StageSpec, options: DataOptions, end: dt.date | None,
+                        tickers: tuple[str, ...] | None = None) -> DataRequest:
+    """The request for ``stage``'s data from the warm-up before training to ``end``
+    (``None``: the newest day). Every load of a stage starts on the same day, so the
+    causal features of a day are the same whatever the load's end (signals,
+    walk-forward)."""
     train_start = stage.splits.train.start
     start = None
     if train_start is not None:
@@ -51,7 +60,7 @@ def stage_request(stage: StageSpec, options: DataOptions, through: str,
     return DataRequest(
         tickers=tickers or stage.tickers,
         start=start,
-        end=stage.splits.get(through).end,
+        end=end,
         data_dir=options.data_dir,
         cache_dir=options.cache_dir,
         seed=options.seed,

@@ -19,13 +19,15 @@ ploutos <command>
       └─ build_cli()               ploutos_register_commands(cli)
           └─ Registry (lazily, per kind, first use)
                ploutos_register_stages / _data_sources / _env_builders / _algorithms
-               ploutos_register_tuners / _loggers / _day_filters
+               ploutos_register_tuners / _loggers / _day_filters / _brokers
 ploutos run curriculum
   for each stage:
       ploutos_before_stage(run)
       (tune) → train ── every checkpoint ── ploutos_on_checkpoint(run, checkpoint)
       evaluate on validation → gate → <stage>_final.zip
       ploutos_after_stage(run, result)          (also when the gate fails)
+ploutos trade --broker NAME
+  Broker.open(request) → BrokerAccount.run_cycle(day, market, plan, details)
 ```
 """
 

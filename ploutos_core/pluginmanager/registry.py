@@ -19,6 +19,7 @@ from ploutos_core.env.day_filters import DayFilter
 from ploutos_core.errors import ConfigError, PluginError, UnknownNameError
 from ploutos_core.pluginmanager.hookcalls import call_per_plugin
 from ploutos_core.tracking.contract import LoggerFactory
+from ploutos_core.trading.contract import Broker
 from ploutos_core.tuning.contract import Tuner
 
 T = TypeVar("T")
@@ -46,6 +47,7 @@ KINDS: dict[str, Kind] = {
     "loggers": Kind("ploutos_register_loggers", "logger", LoggerFactory),
     "stages": Kind("ploutos_register_stages", "stage", StageSpec),
     "day_filters": Kind("ploutos_register_day_filters", "day filter", DayFilter),
+    "brokers": Kind("ploutos_register_brokers", "broker", Broker),
 }
 
 
@@ -197,6 +199,10 @@ class Registry:
     def day_filter(self, name: str) -> DayFilter:
         """The day filter called ``name``."""
         return cast(DayFilter, self.get("day_filters", name))
+
+    def broker(self, name: str) -> Broker:
+        """The broker called ``name``."""
+        return cast(Broker, self.get("brokers", name))
 
     def stages(self) -> list[StageSpec]:
         """Every stage registered once, by curriculum, then order, then name."""

@@ -10,6 +10,11 @@
     logs/<stage>/                                      TensorBoard
     reports/<stage>/                                   metrics, evaluation JSON/MD/PNG
     reports/run.json                                   run manifest
+    trading/<stage>/<broker>.sqlite                    a paper ledger (ploutos trade)
+    trading/<stage>/<broker>_cycles/<day>.json         one snapshot per recorded cycle
+    trading/<stage>/<broker>_status.{json,png}         ploutos trade status
+    walkforward/<stage>/fold_<k>/                      one run directory per fold
+    production/<stage>/                                ploutos retrain: current.zip, lineage
 """
 
 from __future__ import annotations
@@ -81,6 +86,22 @@ class RunLayout:
     def manifest(self) -> Path:
         """``reports/run.json``."""
         return self.root / "reports" / "run.json"
+
+    def trading_dir(self, stage: str) -> Path:
+        """``trading/<stage>/``: ledgers, cycle snapshots, status reports."""
+        return self.root / "trading" / stage
+
+    def ledger(self, stage: str, broker: str) -> Path:
+        """``trading/<stage>/<broker>.sqlite``: the account of ``broker`` (a paper ledger)."""
+        return self.trading_dir(stage) / f"{broker}.sqlite"
+
+    def walkforward_dir(self, stage: str) -> Path:
+        """``walkforward/<stage>/``: the folds of ``ploutos walkforward``."""
+        return self.root / "walkforward" / stage
+
+    def production_dir(self, stage: str) -> Path:
+        """``production/<stage>/``: the model ``ploutos retrain`` promotes, and its lineage."""
+        return self.root / "production" / stage
 
     def has_outputs(self, stage: str) -> bool:
         """Whether an earlier run left checkpoints or a final model for ``stage``."""

@@ -1,4 +1,4 @@
-"""Contract checkers for plugin authors: data sources, stages and algorithms.
+"""Contract checkers for plugin authors: data sources, stages, algorithms and brokers.
 
 Call them from your plugin's tests, as stable-baselines3 users call
 ``check_env``::
@@ -44,7 +44,9 @@ from ploutos_core.data.source import DataRequest, DataSource
 from ploutos_core.data.stage_data import DataOptions
 from ploutos_core.data.validation import align
 from ploutos_core.env.base import EnvRequest, Split
-from ploutos_core.errors import DataError, ModelError, PloutosError, PluginError
+from ploutos_core.errors import DataError, ModelError, PloutosError
+from ploutos_core.testing.brokers import BrokerCheck, check_broker
+from ploutos_core.testing.errors import ContractError
 
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
@@ -53,17 +55,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlgorithmCheck",
+    "BrokerCheck",
     "ContractError",
     "StageCheck",
     "check_algorithm",
+    "check_broker",
     "check_data_source",
     "check_stage",
     "tiny_stage",
 ]
 
 
-class ContractError(PluginError):
-    """A plugin object breaks the contract the core relies on."""
 
 
 def _check_name(obj: object, kind: str) -> str:
