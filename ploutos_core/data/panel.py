@@ -126,3 +126,10 @@ class Panel:
         for name in FIELDS:
             digest.update(np.ascontiguousarray(getattr(self, name)).tobytes())
         return digest.hexdigest()[:16]
+
+    def slice_rows(self, first: int, last: int) -> Panel:
+        """Rows ``first`` to ``last`` inclusive (walk-forward folds cut prices before a day)."""
+        rows = slice(first, last + 1)
+        return attrs.evolve(
+            self, dates=self.dates[rows], **{name: getattr(self, name)[rows] for name in FIELDS}
+        )
