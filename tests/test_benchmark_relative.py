@@ -207,3 +207,18 @@ def test_risk_aversion_subtracts_a_quadratic_penalty_from_log_growth() -> None:
     net = np.array([info["net_return"] for info in infos])
     np.testing.assert_allclose(r_plain, np.log1p(net), atol=1e-6)
     np.testing.assert_allclose(r_averse, np.log1p(net) - 1.5 * net**2, atol=1e-6)
+
+
+def test_deviation_penalty_charges_the_active_weight_and_spares_the_benchmark() -> None:
+    settings = EnvSettings(action="tilt", reward="relative_log_return", episode_length=50)
+    plain = PortfolioVecEnv(_market(), 2, settings, cost_rate=0.001, seed=2, mode="backtest")
+    taxed = PortfolioVecEnv(_market(), 2, attrs.evolve(settings, deviation_penalty=0.01),
+                            cost_rate=0.001, seed=2, mode="backtest")
+    plain.reset()
+    taxed.reset()
+    action = np.array([[1.0, -1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    _, r_plain, _, infos = plain.step(action)
+    _, r_taxed, _, _ = taxed.step(action)
+    active = np.abs(infos[0]["weights"] - np.array([1 / 3, 1 / 3, 1 / 3, 0.0])).sum()
+    assert r_taxed[0] == pytest.approx(r_plain[0] - 0.01 * active, abs=1e-7)
+    assert r_taxed[1] == r_plain[1] == 0.0  # the neutral action: no deviation, no penalty

@@ -234,6 +234,9 @@ class EnvSettings:
         starting at the benchmark (0: no smoothing; 0.9: about a ten-day memory).
     :param turnover_penalty: training only: subtracted from the reward per unit of
         turnover, on top of the transaction cost the accounting charges.
+    :param deviation_penalty: training only: subtracted from the reward per unit of active
+        weight, ``Σ |w − benchmark|`` over assets and cash, each day: a tilt must earn more
+        than this to pay (0.0001 ≈ 2.5 % a year per unit of active weight).
     :param risk_aversion: training only: ``γ`` of a power (CRRA) utility; the reward of a
         day's net return ``r`` is ``log(1 + r) − (γ − 1)/2 · r²`` (1: plain log growth;
         above 1 the agent is paid for holding less when volatility is high). With
@@ -253,6 +256,7 @@ class EnvSettings:
     no_trade_band: float = attrs.field(default=0.0, validator=_fraction)
     target_smoothing: float = attrs.field(default=0.0, validator=_below_one)
     turnover_penalty: float = attrs.field(default=0.0, validator=_non_negative)
+    deviation_penalty: float = attrs.field(default=0.0, validator=_non_negative)
     risk_aversion: float = attrs.field(default=1.0, validator=_at_least_one)
     warmup_days: int = attrs.field(default=252, validator=_non_negative)
     day_filter: str | None = None

@@ -189,6 +189,9 @@ class PortfolioVecEnv(VecEnv):
             reward = self._utility(outcome.net_growth)
         if settings.turnover_penalty:
             reward = reward - settings.turnover_penalty * outcome.turnover
+        if settings.deviation_penalty:
+            active = np.abs(traded - self.action_map.benchmark).sum(axis=-1)
+            reward = reward - settings.deviation_penalty * active
         self._weights = outcome.weights
         self._value *= outcome.net_growth
         self._day = day + 1
