@@ -9,6 +9,8 @@ BIN := $(VENV)/bin
 # Installed before the project: an unpinned torch can pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 ARGS ?=
+# Test processes (pytest-xdist): the suite is CPU-bound and the project's machines have 2 cores.
+JOBS ?= 2
 
 .PHONY: install curriculum test lint type tox clean
 
@@ -25,7 +27,7 @@ curriculum: $(BIN)/ploutos
 	$(BIN)/ploutos run curriculum $(ARGS)
 
 test: $(BIN)/ploutos
-	WANDB_MODE=offline WANDB_SILENT=true MPLBACKEND=Agg $(BIN)/python -m pytest $(ARGS)
+	WANDB_MODE=offline WANDB_SILENT=true MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) $(ARGS)
 
 lint: $(BIN)/ploutos
 	$(BIN)/ruff check ploutos_core plugins tests bench examples
