@@ -9,6 +9,8 @@ stage's own (``ploutos_core.env.portfolio``).
 
 from __future__ import annotations
 
+import warnings
+
 import attrs
 
 from ploutos_core.config.stage import StageSpec
@@ -16,7 +18,8 @@ from ploutos_core.data.loading import load_panel
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.source import DataSource
 from ploutos_core.data.stage_data import DataOptions, stage_request
-from ploutos_core.errors import DataError
+from ploutos_core.data.validation import NoDataInRange
+from ploutos_core.errors import DataError, PloutosWarning
 
 
 @attrs.frozen(eq=False)
@@ -51,7 +54,14 @@ def load_universe(source: DataSource, stage: StageSpec, options: DataOptions) ->
     skipped: list[tuple[str, str]] = []
     first_train_day = stage.splits.train.start
     for ticker in pool:
-        panel = load_panel(source, stage_request(stage, options, "train", (ticker,)))
+        try:
+            with warnings.catch_warnings():
+                # Each ticker stands on its own history: a late start is expected here.
+                warnings.simplefilter("ignore", PloutosWarning)
+                panel = load_panel(source, stage_request(stage, options, "train", (ticker,)))
+        except NoDataInRange:
+            skipped.append((ticker, "no prices before the end of the train split"))
+            continue
         last = panel.date(panel.n_days - 1)
         needed = stage.env.warmup_days + stage.env.window + stage.env.episode_length
         if first_train_day is not None and last < first_train_day:

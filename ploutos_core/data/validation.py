@@ -33,6 +33,10 @@ def _first_date(frame: pd.DataFrame, mask: np.ndarray) -> str:
     return str(pd.Timestamp(frame.index[position]).date())
 
 
+class NoDataInRange(DataError):
+    """A ticker has data, but none inside the dates asked for."""
+
+
 def normalise_frame(ticker: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Lower-case the columns, index by date and keep ``open…volume`` as floats.
 
@@ -188,11 +192,12 @@ def align(
         if date_range is not None:
             lo = pd.Timestamp(date_range.start) if date_range.start else None
             hi = pd.Timestamp(date_range.end) if date_range.end else None
-            frame = frame.loc[lo:hi]
-            if frame.empty:
-                raise DataError(f"{_where(ticker, frames[ticker])}: no rows inside {date_range}; "
-                                f"the data cover {frames[ticker].index.min()}…"
-                                f"{frames[ticker].index.max()}")
+            inside = frame.loc[lo:hi]
+            if inside.empty:
+                raise NoDataInRange(f"{_where(ticker, frames[ticker])}: no rows inside "
+                                    f"{date_range}; the data cover "
+                                    f"{frame.index.min().date()}…{frame.index.max().date()}")
+            frame = inside
         cleaned[ticker] = frame
     first = max(frame.index[0] for frame in cleaned.values())
     last = min(frame.index[-1] for frame in cleaned.values())
