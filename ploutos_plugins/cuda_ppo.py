@@ -6,16 +6,14 @@ the policy is the same asset-set policy as ``ppo``'s, so models move between the
 (weights only) and ``ploutos evaluate`` backtests either. See
 :class:`ploutos_core.torch.TorchPPOAgent` for the algorithm and docs/performance.md
 for what it measures.
-
-``PLOUTOS_CUDA_PPO_PRECISION=bfloat16`` autocasts the network's forward passes to
-bfloat16 on CUDA (mixed precision); the default is float32.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import attrs
 
 from ploutos_core import Agent, Algorithm, Registrar, TrainingSetup, hookimpl
 
@@ -24,8 +22,35 @@ if TYPE_CHECKING:
 
     from ploutos_core.torch import TorchPPOAgent
 
-#: environment variable choosing the precision (``float32`` or ``bfloat16``).
-PRECISION_VARIABLE = "PLOUTOS_CUDA_PPO_PRECISION"
+
+def _positive_or_none(instance: object, attribute: attrs.Attribute[float | None],
+                      value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"must be > 0, got {value}")
+
+
+def _precision(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in ("float32", "bfloat16"):
+        raise ValueError(f"must be \"float32\" or \"bfloat16\", got {value!r}")
+
+
+@attrs.frozen
+class CudaPPOOptions:
+    """``cuda_ppo``'s own settings, in a stage's ``[stage.algorithm_options]``: ``ppo``'s,
+    so a stage's options apply to either, plus ``precision``.
+
+    :param log_std_init: initial log standard deviation of the Gaussian policy.
+    :param target_kl: stop an update's epochs early when the approximate KL divergence
+        exceeds 1.5 × this (``None``: never; when set, each minibatch waits for its KL).
+    :param normalize_advantage: normalise advantages per minibatch.
+    :param precision: ``float32``, or ``bfloat16``: mixed precision on CUDA (the network's
+        forward passes autocast to bfloat16; ignored on a CPU).
+    """
+
+    log_std_init: float = -0.5
+    target_kl: float | None = attrs.field(default=None, validator=_positive_or_none)
+    normalize_advantage: bool = True
+    precision: str = attrs.field(default="float32", validator=_precision)
 
 
 class CudaPPOAlgorithm(Algorithm):
@@ -36,6 +61,7 @@ class CudaPPOAlgorithm(Algorithm):
     description = ("lean torch PPO: env, rollout and update on the device (GPU or CPU); "
                    "same policy and model files as ppo")
     supports_transfer = True
+    options_type = CudaPPOOptions
 
     def build(self, env: VecEnv, setup: TrainingSetup) -> Agent:
         """A fresh agent for ``env`` (the ``portfolio`` or ``torch_portfolio`` env)."""
@@ -51,8 +77,8 @@ class CudaPPOAlgorithm(Algorithm):
     def _agent(self, env: VecEnv, setup: TrainingSetup) -> TorchPPOAgent:
         from ploutos_core.torch import TorchPPOAgent
 
-        precision = os.environ.get(PRECISION_VARIABLE, "float32")
-        return TorchPPOAgent(env, setup, algorithm=self.name, precision=precision)
+        options = setup.options or CudaPPOOptions()
+        return TorchPPOAgent(env, setup, algorithm=self.name, **attrs.asdict(options))
 
 
 @hookimpl

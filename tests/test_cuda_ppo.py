@@ -351,18 +351,25 @@ def test_memory_estimate_and_refusal() -> None:
     check_device_memory("cuda", estimate, fits, what="x", free_and_total=(100 * gib, 140 * gib))
 
 
-def test_bfloat16_is_refused_by_name_only_when_unknown(panel: Any) -> None:
+def test_algorithm_options_are_ppos_plus_precision(panel: Any, registry: Registry) -> None:
+    algorithm = registry.algorithm("cuda_ppo")
+    options = algorithm.parse_options({"log_std_init": -1.0, "target_kl": 1e-9,
+                                       "precision": "bfloat16"})
+    with pytest.raises(ConfigError, match=r"precision"):
+        algorithm.parse_options({"precision": "float16"})
+    with pytest.raises(ConfigError, match=r"extra fields found \(tau\) @ algorithm_options"):
+        algorithm.parse_options({"tau": 0.005})
     env = make_env(panel)
+    agent = algorithm.build(env, TrainingSetup(hyperparameters=HP, options=options))
+    assert isinstance(agent, TorchPPOAgent)
+    assert agent.policy.action_log_std(2).tolist() == [-1.0, -1.0, -1.0]
+    monitor = Recorder()
+    agent.learn(ROLLOUT, monitor)  # bfloat16 autocasts on CUDA only: a CPU runs float32
+    # The KL of the first step's minibatch exceeds the tiny target: one epoch, cut short.
+    assert monitor.metrics[0]["train/n_updates"] == 1
+    assert agent.metadata()["algorithm_options"] == attrs.asdict(options)
     with pytest.raises(ConfigError, match="unknown precision 'float16'"):
         TorchPPOAgent(env, TrainingSetup(hyperparameters=HP), precision="float16")
-    # On a CPU bfloat16 changes nothing: autocast applies to CUDA only.
-    agent = TorchPPOAgent(env, TrainingSetup(hyperparameters=HP), precision="bfloat16")
-    agent.learn(ROLLOUT, Recorder())
-    assert read_precision(agent) == "bfloat16"
-
-
-def read_precision(agent: TorchPPOAgent) -> str:
-    return str(agent.metadata()["precision"])
 
 
 # --- through the CLI: run, evaluate, resume, curriculum transfer, tuning ----------------

@@ -174,12 +174,18 @@ class TorchPPOAgent(Agent):
     :param algorithm: the registered name written into model files.
     :param precision: ``float32``, or ``bfloat16`` for mixed precision on CUDA (the
         network's forward passes autocast; accounting, losses and optimiser stay float32).
+    :param log_std_init: initial log standard deviation of the Gaussian.
+    :param target_kl: stop an update's epochs when the approximate KL divergence of a
+        minibatch exceeds 1.5 × this (``None``: never); it costs one synchronisation per
+        minibatch.
+    :param normalize_advantage: normalise the advantages of each minibatch.
     :raises DeviceError: when the rollout would not fit in the GPU's free memory.
     :raises ConfigError: for an unknown precision.
     """
 
     def __init__(self, env: Any, setup: TrainingSetup, algorithm: str = "cuda_ppo", *,
-                 precision: str = "float32") -> None:
+                 precision: str = "float32", log_std_init: float = -0.5,
+                 target_kl: float | None = None, normalize_advantage: bool = True) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"{algorithm}: unknown precision {precision!r}; use "
                               f"{' or '.join(PRECISIONS)}")
@@ -187,6 +193,11 @@ class TorchPPOAgent(Agent):
         self.setup = setup
         self.algorithm = algorithm
         self.precision = precision
+        self.target_kl = target_kl
+        self.normalize_advantage = normalize_advantage
+        self.options: dict[str, Any] = {"log_std_init": log_std_init, "target_kl": target_kl,
+                                        "normalize_advantage": normalize_advantage,
+                                        "precision": precision}
         self.device = torch.device(setup.device)
         hp = setup.hyperparameters
         n_envs = int(env.num_envs)
@@ -203,7 +214,8 @@ class TorchPPOAgent(Agent):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(setup.seed)
             self.policy = AssetSetPolicy(env.observation_space, env.action_space,
-                                         lambda _: hp.learning_rate, hidden_size=hp.hidden_size)
+                                         lambda _: hp.learning_rate, hidden_size=hp.hidden_size,
+                                         log_std_init=log_std_init)
         self.policy.to(self.device)
         self.optimizer, self._fused = _adam(self.policy, hp.learning_rate)
         self.policy.optimizer = self.optimizer
@@ -279,7 +291,7 @@ class TorchPPOAgent(Agent):
             "num_timesteps": self._steps,
             "observation_shape": list(self.env.observation_space.shape or ()),
             "hyperparameters": attrs.asdict(self.setup.hyperparameters),
-            "precision": self.precision,
+            "algorithm_options": dict(self.options),
         }
 
     def save(self, path: Path, metadata: Mapping[str, Any]) -> None:
@@ -508,7 +520,8 @@ class TorchPPOAgent(Agent):
         returns = buffers.returns.reshape(total)
         parameters = list(self.policy.parameters())
         sums = torch.zeros(6, device=self.device)
-        batches = 0
+        batches = epochs = 0
+        stopped_early = False
         for _ in range(hp.n_epochs):
             order = torch.randperm(total, generator=self.generator, device=self.device)
             for start in range(0, total, self.batch_size):
@@ -518,7 +531,7 @@ class TorchPPOAgent(Agent):
                 log_prob = gaussian_log_prob(actions[index], means, log_std)
                 entropy = (0.5 + _LOG_SQRT_2PI + log_std).sum()
                 advantage = advantages[index]
-                if advantage.shape[0] > 1:
+                if self.normalize_advantage and advantage.shape[0] > 1:
                     advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
                 log_ratio = log_prob - old_log_prob[index]
                 ratio = torch.exp(log_ratio)
@@ -527,17 +540,23 @@ class TorchPPOAgent(Agent):
                     advantage * ratio.clamp(1.0 - hp.clip_range, 1.0 + hp.clip_range)).mean()
                 value_loss = functional.mse_loss(returns[index], values)
                 loss = policy_loss - hp.ent_coef * entropy + hp.vf_coef * value_loss
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1.0) - log_ratio).mean()
+                    sums += torch.stack([
+                        policy_loss, value_loss, entropy, approx_kl,
+                        ((ratio - 1.0).abs() > hp.clip_range).float().mean(), loss])
+                batches += 1
+                if self.target_kl is not None and float(approx_kl) > 1.5 * self.target_kl:
+                    stopped_early = True  # as stable-baselines3: before this step
+                    break
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 torch.nn.utils.clip_grad_norm_(parameters, hp.max_grad_norm)
                 self.optimizer.step()
-                with torch.no_grad():
-                    sums += torch.stack([
-                        policy_loss, value_loss, entropy,
-                        ((ratio - 1.0) - log_ratio).mean(),
-                        ((ratio - 1.0).abs() > hp.clip_range).float().mean(), loss])
-                batches += 1
-        self._n_updates += hp.n_epochs
+            epochs += 1
+            if stopped_early:
+                break
+        self._n_updates += epochs
         with torch.no_grad():
             variance = returns.var(unbiased=False)
             explained = 1.0 - (returns - buffers.values.reshape(total)).var(unbiased=False) \
