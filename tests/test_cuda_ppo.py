@@ -446,3 +446,12 @@ def test_cli_tunes_a_cuda_ppo_stage(tiny_stage_file: Callable[..., Path],
     used = read_metadata(out / "models" / "tiny1_final.zip")
     assert used["algorithm"] == "cuda_ppo"
     assert used["hyperparameters"]["learning_rate"] == saved["params"]["learning_rate"]
+
+
+def test_same_seed_starts_from_the_same_weights_as_ppo(panel: Any, registry: Registry) -> None:
+    """At equal seeds the two algorithms differ only in how they train (learning parity)."""
+    env = make_env(panel)
+    setup = TrainingSetup(hyperparameters=HP, seed=7)
+    ppo = registry.algorithm("ppo").build(env, setup)
+    cuda = registry.algorithm("cuda_ppo").build(env, setup)
+    assert_same_weights(cuda.policy.state_dict(), ppo.model.policy.state_dict())
