@@ -455,3 +455,21 @@ def test_same_seed_starts_from_the_same_weights_as_ppo(panel: Any, registry: Reg
     ppo = registry.algorithm("ppo").build(env, setup)
     cuda = registry.algorithm("cuda_ppo").build(env, setup)
     assert_same_weights(cuda.policy.state_dict(), ppo.model.policy.state_dict())
+
+
+def test_a_universe_stage_is_refused_before_training(run_cli: Callable[..., CliResult],
+                                                     tmp_path: Path) -> None:
+    from ploutos_core.config.stage import UniverseSettings, stage_to_toml
+
+    stage = make_tiny_stage("wide", ("AAA", "BBB"), universe=UniverseSettings(
+        tickers=("P1", "P2", "P3"), fraction=0.5))
+    path = tmp_path / "wide.toml"
+    path.write_text(stage_to_toml(stage))
+    result = run_cli("run", "stage", "wide", "--stage-file", str(path), "--source",
+                     "synthetic", "--algorithm", "cuda_ppo", "--out", str(tmp_path / "run"),
+                     "--no-progress")
+    assert result.code == 1
+    assert result.err == ("Error: wide: algorithm 'cuda_ppo' cannot train on a "
+                          "[stage.universe]; remove the universe from the stage or use "
+                          "--algorithm ppo\n")
+    assert not (tmp_path / "run" / "models").exists()
