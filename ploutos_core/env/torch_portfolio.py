@@ -6,7 +6,8 @@ moved to the device once), the same action maps (``softmax`` and ``tilt``), turn
 rule (``target_smoothing``, ``no_trade_band``), accounting (costs on turnover, the
 decision at the close of t earning t→t+1), rewards (``log_return``,
 ``relative_log_return`` against a shadow benchmark portfolio, ``differential_sharpe``,
-``risk_aversion``, ``turnover_penalty``), episode sampling (``start_mask``, automatic
+``risk_aversion``, ``turnover_penalty``, ``deviation_penalty``), episode sampling
+(``start_mask``, automatic
 resets) and backtest infos. Accounting runs in float64 like the NumPy env,
 observations and rewards are float32; ``tests/test_torch_env.py`` steps both side by
 side and requires equal results to float32 tolerance.
@@ -302,6 +303,9 @@ class TorchPortfolioVecEnv(VecEnv):
             reward = self._utility(net_growth)
         if settings.turnover_penalty:
             reward = reward - settings.turnover_penalty * turnover
+        if settings.deviation_penalty:
+            active = (traded - self.benchmark).abs().sum(dim=-1)
+            reward = reward - settings.deviation_penalty * active
         self.weights = weights
         self.value = self.value * net_growth
         self.day = day + 1
