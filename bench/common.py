@@ -55,12 +55,16 @@ class Config:
         reference figure, 4 / 8 / 16) instead of its ``batch_envs``.
     :param changes: ``(name, value)`` hyperparameters replacing the stage's (empty: the
         stage's own).
+    :param algorithm: the algorithm plugin instead of the stage's (``ppo``).
+    :param env_builder: the env builder instead of the stage's (``portfolio``).
     """
 
     name: str
     n_envs: int | None = None
     design_envs: bool = False
     changes: tuple[tuple[str, Any], ...] = ()
+    algorithm: str | None = None
+    env_builder: str | None = None
 
     def hyperparameters(self, stage: StageSpec, timesteps: int) -> Hyperparameters:
         """The stage's hyperparameters with :attr:`changes`, fitted to ``timesteps``
@@ -77,7 +81,8 @@ class Config:
     @property
     def is_stage_default(self) -> bool:
         """Whether this is exactly what ``ploutos run`` trains (no changes to the stage)."""
-        return self.n_envs is None and not self.design_envs and not self.changes
+        return (self.n_envs is None and not self.design_envs and not self.changes
+                and self.algorithm is None and self.env_builder is None)
 
 
 #: the stage files as they are, what ``ploutos run`` trains: ``batch_envs`` (128)
@@ -90,23 +95,36 @@ STAGE_CONFIG = Config("stage")
 REFERENCE_CONFIG = Config("reference", design_envs=True,
                           changes=(("n_steps", 512), ("batch_size", 256), ("n_epochs", 10),
                                    ("hidden_size", 64)))
+#: issue 15: the stage files' settings trained by the ``cuda_ppo`` plugin (plain torch,
+#: environment and rollout on the device) instead of SB3's ``ppo``; the NumPy env the
+#: stage builds moves to the device when training starts, as in ``ploutos run``.
+CUDA_PPO_CONFIG = Config("cuda_ppo", algorithm="cuda_ppo")
 #: the configurations known by name (besides ``baseline`` and ``--variant``s).
-CONFIGS = {c.name: c for c in (REFERENCE_CONFIG, STAGE_CONFIG)}
+CONFIGS = {c.name: c for c in (REFERENCE_CONFIG, STAGE_CONFIG, CUDA_PPO_CONFIG)}
+#: ``--variant`` keys whose values are names, not numbers.
+NAMED_CHANGES = ("algorithm", "env_builder")
 
 
 def parse_variant(spec: str) -> Config:
-    """``NAME:key=value,key=value`` → a :class:`Config` (``n_envs`` and any hyperparameter).
+    """``NAME:key=value,key=value`` → a :class:`Config` (``n_envs``, any hyperparameter,
+    ``algorithm`` and ``env_builder``).
 
     Changes apply to the stage files' current settings (:data:`STAGE_CONFIG`). For
-    exploring alternatives from the command line (``--variant``) without editing code.
+    exploring alternatives from the command line (``--variant``) without editing code,
+    e.g. ``gpu:algorithm=cuda_ppo,env_builder=torch_portfolio,batch_size=65536``.
     """
     name, _, body = spec.partition(":")
     values: dict[str, Any] = {}
+    named: dict[str, str] = {}
     for item in filter(None, body.split(",")):
         key, _, raw = item.partition("=")
-        values[key.strip()] = float(raw) if any(c in raw for c in ".e") else int(raw)
+        key = key.strip()
+        if key in NAMED_CHANGES:
+            named[key] = raw.strip()
+        else:
+            values[key] = float(raw) if any(c in raw for c in ".e") else int(raw)
     n_envs = values.pop("n_envs", None)
-    return Config(name, n_envs=n_envs, changes=tuple(values.items()))
+    return Config(name, n_envs=n_envs, changes=tuple(values.items()), **named)
 
 
 def select_configs(names: str, variants: list[str]) -> dict[str, Config]:
@@ -210,15 +228,26 @@ def ploutos_trainer(reg: Registry, stage: StageSpec, panel: Panel, config: Confi
     budget = timesteps or stage.timesteps
     n_envs = config.envs(stage)
     hp = config.hyperparameters(stage, budget)
-    env = reg.env_builder(stage.env_builder).build(EnvRequest(
+    algorithm = config.algorithm or stage.algorithm
+    builder = config.env_builder or stage.env_builder
+    env = reg.env_builder(builder).build(EnvRequest(
         panel=panel, stage=stage, split="train", n_envs=n_envs, seed=seed, device=device))
-    agent: Agent = reg.algorithm(stage.algorithm).build(
-        env, TrainingSetup(hyperparameters=hp, seed=seed, device=device))
+    plugin = reg.algorithm(algorithm)
+    agent: Agent = plugin.build(env, TrainingSetup(
+        hyperparameters=hp, seed=seed, device=device,
+        options=plugin.parse_options(stage.algorithm_options
+                                     if algorithm == stage.algorithm else {})))
     monitor = _monitor(agent)
-    settings = {"n_envs": n_envs, **attrs.asdict(hp), "algorithm": stage.algorithm,
-                "policy": "AssetSetPolicy"}
+    settings = {"n_envs": n_envs, **attrs.asdict(hp), "algorithm": algorithm,
+                "env_builder": builder, "policy": "AssetSetPolicy"}
+
+    def learn(target: int) -> None:
+        agent.learn(target, monitor)
+
+    if hasattr(agent, "timings"):  # cuda_ppo's TorchPPOAgent times its own phases
+        return TorchTrainer(agent, learn, settings, env)
     model = agent.model  # type: ignore[attr-defined]  # SB3Agent
-    return Trainer(model, lambda target: agent.learn(target, monitor), settings, env, agent)
+    return Trainer(model, learn, settings, env, agent)
 
 
 def baseline_trainer(market: MarketArrays, stage: StageSpec, *, seed: int, device: str,
@@ -242,3 +271,34 @@ def baseline_trainer(market: MarketArrays, stage: StageSpec, *, seed: int, devic
                 "n_epochs": model.n_epochs, "learning_rate": model.learning_rate,
                 **{k: v for k, v in ppo_kwargs.items() if not callable(v)}}
     return Trainer(model, learn, settings, venv)
+
+
+class TorchTrainer(Trainer):
+    """A :class:`Trainer` of a ``cuda_ppo`` agent: no SB3 model to wrap; the agent times its
+    rollouts and updates itself (each ends with a device synchronisation, so the times
+    hold on a GPU too).
+
+    :param agent: the :class:`ploutos_core.torch.TorchPPOAgent`.
+    """
+
+    def __init__(self, agent: Any, learn: Callable[[int], None], settings: dict[str, Any],
+                 env: Any) -> None:
+        self.model = agent
+        self.agent = agent
+        self._learn = learn
+        self.settings = settings
+        self.env = env
+        self.update_seconds = 0.0
+
+    @property
+    def rollout_size(self) -> int:
+        """Steps collected between two updates."""
+        return int(self.settings["n_steps"] * self.settings["n_envs"])
+
+    def train(self, steps: int) -> dict[str, float]:
+        """Train at least ``steps`` more (whole rollouts); return steps, seconds, split."""
+        before = self.agent.timings["update"]
+        result = super().train(steps)
+        self.update_seconds = self.agent.timings["update"] - before
+        result["update_fraction"] = self.update_seconds / result["seconds"]
+        return result

@@ -15,10 +15,15 @@ Configurations (``common.py``): ``stage``, the stage files as they are (what
 Files recorded before 2026-11-25 21:00 UTC name the reference settings ``stage`` and
 the current defaults ``fast``.
 
+``cuda_ppo`` (issue 15) is the ``stage`` settings trained by the ``cuda_ppo`` plugin; at
+the same seed it starts from the same weights as ``stage`` (SB3 ``ppo``), so the two
+differ only in how they train.
+
 Usage::
 
     python bench/learning.py                             # synthetic, 262,144 steps, 3 seeds
     python bench/learning.py --source csv --stages stage3   # real prices (../shared/market-data)
+    python bench/learning.py --source csv --configs stage,cuda_ppo   # issue 15's parity
 """
 
 from __future__ import annotations

@@ -9,8 +9,14 @@ One command measures, in one run and on the same data:
 * the ``reference`` configuration, the design's reference setup (the stage's ``n_envs``
   4 / 8 / 16, ``n_steps`` 512, ``batch_size`` 256, ``n_epochs`` 10, ``hidden_size`` 64;
   :data:`common.REFERENCE_CONFIG`), trained the same way;
+* ``cuda_ppo`` (issue 15): the ``stage`` settings trained by the ``cuda_ppo`` plugin, a
+  lean PPO in plain torch whose environment, rollout and update stay on the device;
 * the SB3 ``baseline``: ``PPO("MlpPolicy", env)`` with default hyperparameters over
   ``DummyVecEnv`` of 4 per-step gymnasium envs (``bench/gym_portfolio.py``).
+
+``--envs 1024,4096,…`` measures the selected configurations (not the baseline) at each
+environment count instead, one at a time, and records the peak GPU memory of each
+(``torch.cuda.max_memory_allocated``): the table of docs/performance.md's GPU section.
 
 Each model is built and warmed up (one rollout and one update, untimed), then
 timed ``--repeats`` times, round-robin over all models so that load from other
@@ -27,6 +33,10 @@ Usage::
     python bench/throughput.py --assets 1,3,5  # + the whole-curriculum time estimate
     python bench/throughput.py --quick         # 1 repeat, small slices, ~2 min
     python bench/throughput.py --device cuda   # on a GPU machine
+    python bench/throughput.py --configs stage,cuda_ppo,baseline --quick   # issue 15, CPU
+    python bench/throughput.py --device cuda --assets 1,3,5 --configs gpu --no-rss \
+        --variant gpu:algorithm=cuda_ppo,env_builder=torch_portfolio,batch_size=65536 \
+        --envs 1024,4096,16384,65536 --steps 4194304   # the GPU table over env counts
     python bench/throughput.py --source csv --data-dir ../shared/market-data/daily
 """
 
@@ -81,7 +91,7 @@ RSS_WRAPPER = (
     "print(f'peak_rss_kib={peak}')\n"
     "sys.exit(code)\n"
 )
-CONFIG_NAMES = ("reference", "stage", "baseline")
+CONFIG_NAMES = ("reference", "stage", "cuda_ppo", "baseline")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -117,6 +127,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"directory of TICKER.csv for --source csv (e.g. {SHARED_DATA})")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, envs and networks")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS probes")
+    parser.add_argument("--envs", default=None, metavar="N,N,…",
+                        help="environment counts to sweep: every selected configuration but "
+                             "the baseline is measured at each, one after the other, with "
+                             "its peak GPU memory (docs/performance.md, GPU)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default bench/results/throughput-<host>-<device>.json)")
     args = parser.parse_args(argv)
@@ -178,6 +192,60 @@ def build_trainers(args: argparse.Namespace, device: str) -> dict[tuple[int, str
                   f"({time.perf_counter() - started:.1f} s)", flush=True)
             trainers[(n_assets, name)] = trainer
     return trainers
+
+
+def sweep(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
+    """Every (asset count, configuration, environment count), built, warmed up and timed
+    alone, with its peak device memory; rows like :func:`summarize`'s plus ``n_envs`` and
+    ``peak_gpu_memory_mib``."""
+    import gc
+
+    import torch
+
+    reg = registry()
+    configs = select_configs(args.configs, args.variant)
+    rows = []
+    for n_assets in (int(a) for a in args.assets.split(",")):
+        stage = reg.stage(STAGE_FOR_ASSETS[n_assets])
+        panel = load_panel(reg, stage, args.source, args.data_dir, args.seed)
+        for name, config in configs.items():
+            for n_envs in (int(n) for n in args.envs.split(",")):
+                swept = attrs.evolve(config, name=f"{name}@{n_envs}", n_envs=n_envs)
+                if device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats()
+                try:
+                    trainer = ploutos_trainer(reg, stage, panel, swept, seed=args.seed,
+                                              device=device)
+                    trainer.train(1)  # warm-up: one rollout and one update, not timed
+                    repeats = [trainer.train(args.steps) for _ in range(args.repeats)]
+                except Exception as exc:  # a refusal (DeviceError) is a result too
+                    rows.append({"assets": n_assets, "stage": stage.name, "config": name,
+                                 "n_envs": n_envs, "error": f"{type(exc).__name__}: {exc}"})
+                    print(f"  {stage.name} {name} {n_envs:>6} envs: {exc}", flush=True)
+                    continue
+                peak = (torch.cuda.max_memory_allocated() / 2**20
+                        if device.startswith("cuda") else None)
+                for run in repeats:
+                    run["load_average"] = os.getloadavg()[0]
+                rates = [r["steps_per_second"] for r in repeats]
+                row = {"assets": n_assets, "stage": stage.name, "config": name,
+                       "n_envs": n_envs, "settings": trainer.settings,
+                       "steps_per_second_median": statistics.median(rates),
+                       "steps_per_second_min": min(rates), "steps_per_second_max": max(rates),
+                       "update_fraction_median": statistics.median(
+                           r["update_fraction"] for r in repeats),
+                       "peak_gpu_memory_mib": None if peak is None else round(peak, 1),
+                       "repeats": repeats}
+                rows.append(row)
+                print(f"  {stage.name} {name} {n_envs:>6} envs: "
+                      f"{row['steps_per_second_median']:>12,.0f} steps/s, update "
+                      f"{row['update_fraction_median']:.0%}"
+                      + (f", peak GPU memory {peak:,.0f} MiB" if peak is not None else ""),
+                      flush=True)
+                del trainer
+                gc.collect()
+    return rows
 
 
 def measure(trainers: dict[tuple[int, str], Trainer], steps: int, repeats: int
@@ -310,17 +378,20 @@ def main(argv: list[str] | None = None) -> int:
           f"device {device}, torch threads {info['torch_threads']}, load "
           f"{info['load_average_at_start'][0]:.1f}", flush=True)
     started = time.perf_counter()
-    trainers = build_trainers(args, device)
-    runs = measure(trainers, args.steps, args.repeats)
-    rows = summarize(runs, trainers)
-    rss = []
-    if not args.no_rss:
+    if args.envs:
+        rows, rss = sweep(args, device), []
+    else:
+        trainers = build_trainers(args, device)
+        runs = measure(trainers, args.steps, args.repeats)
+        rows = summarize(runs, trainers)
+        rss = []
+    if not args.no_rss and not args.envs:
         print("  measuring peak RSS of a short stage-3 run in a child process", flush=True)
         rss.append(rss_probe("stage3", STAGE_CONFIG, args, scale=0.001 if args.quick else 0.01))
         if not args.quick:
             rss.append(rss_probe("stage3", REFERENCE_CONFIG, args, scale=0.01))
     result = {
-        "benchmark": "throughput", "issue": 8,
+        "benchmark": "throughput", "issues": [8, 15],
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
         "machine": info, "source": args.source,
@@ -328,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         "steps_per_repeat": args.steps, "repeats": args.repeats,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "load_average_at_end": list(os.getloadavg()),
-        "results": rows, "peak_rss": rss, "curriculum_minutes": curriculum_minutes(rows),
+        "results": rows, "peak_rss": rss,
+        "curriculum_minutes": {} if args.envs else curriculum_minutes(rows),
         "notes": "medians over repeats; warm-up excluded; steps/s counts environment steps "
                  "(all envs together) of training, rollout and update included",
     }
@@ -337,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or RESULTS / f"throughput-{socket.gethostname()}-{device}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, result)
+    if args.envs:
+        print(f"\nwrote {out}")
+        return 0
     print_table(rows, rss)
     for config, minutes in sorted(result["curriculum_minutes"].items()):
         print(f"default curriculum (18 M steps) with {config}: {minutes:,.0f} min at these rates")

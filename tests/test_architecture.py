@@ -39,14 +39,14 @@ LAYERS: tuple[tuple[str, int], ...] = (
     ("ploutos_core.walkforward", 9),
     ("ploutos_core.training.runner", 9),
     ("ploutos_core.comparison", 10),
-    ("ploutos_core.sb3", 4),
+    ("ploutos_core.sb3", 4), ("ploutos_core.torch", 4),
     ("ploutos_core.testing", 11), ("ploutos_core.api", 11),
     ("ploutos_core.cli", 12),
     # the shipped pytest fixtures drive the CLI in-process
     ("ploutos_core.testing.fixtures", 13),
 )
 #: what a plugin, built-in or not, may import from Ploutos (docs/writing-plugins.md).
-PUBLIC = ("ploutos_core", "ploutos_core.sb3", "ploutos_core.testing")
+PUBLIC = ("ploutos_core", "ploutos_core.sb3", "ploutos_core.torch", "ploutos_core.testing")
 
 
 def module_files() -> dict[str, Path]:

@@ -112,7 +112,7 @@ def test_with_a_source_the_stage_is_built(registry: Registry) -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"algorithm": "nope"}, r"algorithm = 'nope' is not registered \(available: ppo"),
+    ({"algorithm": "nope"}, r"algorithm = 'nope' is not registered \(available: (\w+, )*ppo, "),
     ({"env_builder": "gym"}, "env_builder = 'gym' is not registered"),
     ({"env": attrs.evolve(make_tiny_stage().env, day_filter="full_moon")},
      "env.day_filter = 'full_moon' is not registered"),

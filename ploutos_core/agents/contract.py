@@ -140,6 +140,10 @@ class Algorithm(abc.ABC):
     :cvar supports_transfer: whether a policy trained on one asset count loads
         into an environment with another; the CLI refuses a curriculum with
         ``--algorithm`` set to one that cannot, before training starts.
+    :cvar supports_universe: whether its agents train on a stage's ``[stage.universe]``
+        (sub-universes sampled by the NumPy ``portfolio`` env, then the stage's tickers,
+        through :meth:`Agent.set_environment`); a run with a universe stage and an
+        algorithm that cannot is refused before training starts.
     """
 
     #: registered name, used by ``--algorithm`` and a stage's ``algorithm`` field.
@@ -147,6 +151,7 @@ class Algorithm(abc.ABC):
     #: one line for listings.
     description: str = ""
     supports_transfer: bool = True
+    supports_universe: bool = True
     #: an attrs class of the algorithm's own settings (``[stage.algorithm_options]``, e.g.
     #: SAC's ``tau``), validated by its field validators; ``None``: the algorithm takes none.
     options_type: type | None = None

@@ -101,9 +101,19 @@ class AssetSetPolicy(ActorCriticPolicy):
         means = torch.cat([scores, self.cash_head(context)], dim=-1)
         return means, self.value_head(context)
 
+    def heads(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Action means ``(batch, n_assets + 1)`` and values ``(batch, 1)`` of a batch of
+        observations ``(batch, n_assets, n_features)``, for algorithms written in plain
+        torch (``cuda_ppo``), which sample the Gaussian themselves."""
+        return self._heads(obs)
+
+    def action_log_std(self, n_assets: int) -> torch.Tensor:
+        """``(n_assets + 1,)`` log standard deviations of the Gaussian: one shared by the
+        assets, then the cash one."""
+        return torch.cat([self.asset_log_std.expand(n_assets), self.cash_log_std])
+
     def _distribution(self, means: torch.Tensor) -> DiagGaussianDistribution:
-        n_assets = means.shape[-1] - 1
-        log_std = torch.cat([self.asset_log_std.expand(n_assets), self.cash_log_std])
+        log_std = self.action_log_std(means.shape[-1] - 1)
         return cast(DiagGaussianDistribution,
                     self.action_dist.proba_distribution(means, log_std))
 

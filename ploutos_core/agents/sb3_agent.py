@@ -65,6 +65,56 @@ def read_state_dict(path: str | Path, member: str = POLICY_MEMBER) -> dict[str, 
     return state
 
 
+def check_compatible(path: Path, own: Mapping[str, torch.Tensor],
+                     state: Mapping[str, torch.Tensor]) -> None:
+    """Refuse a state dict whose tensor names or shapes differ from the policy's ``own``.
+
+    :raises ModelError: naming the missing, extra or differently shaped tensors.
+    """
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ModelError(
+            f"{path} is incompatible: its policy lacks {missing[:3] or 'nothing'} and has "
+            f"extra {unexpected[:3] or 'nothing'}; it was trained with another algorithm "
+            f"or policy (check --algorithm)"
+        )
+    for key, tensor in own.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise ModelError(
+                f"{path} is incompatible: tensor {key} has shape {tuple(state[key].shape)} "
+                f"there but {tuple(tensor.shape)} here; the model was trained with another "
+                f"observation layout (feature window) or network size (hidden_size)"
+            )
+
+
+def transfer_weights(policy: torch.nn.Module, path: str | Path,
+                     only: Sequence[str] = ()) -> TransferReport:
+    """Copy the ``policy.pth`` tensors of a model file into ``policy`` (weights only): every
+    tensor (strict), or those whose names start with a prefix of ``only``.
+
+    Shared by every agent of the asset-set policy (``ppo``, ``a2c``, ``cuda_ppo``), so a
+    model moves between them exactly.
+
+    :raises ModelError: when the file does not fit, or ``only`` matches no tensor.
+    """
+    resolved = resolve_model_path(path)
+    state = read_state_dict(resolved)
+    own = policy.state_dict()
+    check_compatible(resolved, own, state)
+    total = len(own)
+    if not only:
+        policy.load_state_dict(state, strict=True)
+        return TransferReport(source=resolved, copied=len(state), total=total)
+    chosen = {key: value for key, value in state.items()
+              if any(key == prefix or key.startswith(prefix + ".") for prefix in only)}
+    if not chosen:
+        raise ModelError(f"[stage.transfer] parameters {list(only)} match no tensor of "
+                         f"the policy; its tensors are {sorted(state)[:8]}…")
+    policy.load_state_dict(chosen, strict=False)
+    return TransferReport(source=resolved, copied=len(chosen), total=total)
+
+
 class _MetricWriter(KVWriter):
     """Forward the numbers SB3 logs (losses, KL, fps, …) to the training monitor."""
 
@@ -210,38 +260,10 @@ class SB3Agent(Agent):
 
         :raises ModelError: when the file does not fit, or ``only`` matches no tensor.
         """
-        resolved = resolve_model_path(path)
-        state = read_state_dict(resolved)
-        self._check_compatible(resolved, state)
-        total = len(self.model.policy.state_dict())
-        if not only:
-            self.model.policy.load_state_dict(state, strict=True)
-            return TransferReport(source=resolved, copied=len(state), total=total)
-        chosen = {key: value for key, value in state.items()
-                  if any(key == prefix or key.startswith(prefix + ".") for prefix in only)}
-        if not chosen:
-            raise ModelError(f"[stage.transfer] parameters {list(only)} match no tensor of "
-                             f"the policy; its tensors are {sorted(state)[:8]}…")
-        self.model.policy.load_state_dict(chosen, strict=False)
-        return TransferReport(source=resolved, copied=len(chosen), total=total)
+        return transfer_weights(self.model.policy, path, only)
 
     def _check_compatible(self, path: Path, state: Mapping[str, torch.Tensor]) -> None:
-        own = self.model.policy.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise ModelError(
-                f"{path} is incompatible: its policy lacks {missing[:3] or 'nothing'} and has "
-                f"extra {unexpected[:3] or 'nothing'}; it was trained with another algorithm "
-                f"or policy (check --algorithm)"
-            )
-        for key, tensor in own.items():
-            if tuple(state[key].shape) != tuple(tensor.shape):
-                raise ModelError(
-                    f"{path} is incompatible: tensor {key} has shape {tuple(state[key].shape)} "
-                    f"there but {tuple(tensor.shape)} here; the model was trained with another "
-                    f"observation layout (feature window) or network size (hidden_size)"
-                )
+        check_compatible(path, self.model.policy.state_dict(), state)
 
     def set_environment(self, env: VecEnv) -> None:
         """Use another environment with the same spaces."""

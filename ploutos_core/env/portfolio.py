@@ -35,6 +35,32 @@ DSR_ETA = 0.01
 TRADING_DAYS = 252
 
 
+def episode_start_days(market: MarketArrays, mode: Literal["train", "backtest"],
+                       episode_length: int, start_mask: NDArray[np.bool_] | None
+                       ) -> NDArray[np.int64]:
+    """The days an episode may start on: ``market.first`` for a backtest; for training,
+    every day that leaves a whole episode before ``market.last`` (or ``market.first`` when
+    the split is shorter), where ``start_mask`` allows it.
+
+    Shared by the NumPy and torch backends of the environment.
+
+    :raises DataError: when the mask allows no day.
+    """
+    first, last = market.first, market.last
+    if mode == "backtest":
+        return np.array([first])
+    latest = max(first, last - episode_length)
+    days = np.arange(first, latest + 1)
+    if start_mask is not None:
+        days = days[start_mask[days]]
+        if days.size == 0:
+            raise DataError(
+                f"no allowed episode start between {market.dates[first]} and "
+                f"{market.dates[latest]}: the stage's day filter excludes every day"
+            )
+    return days
+
+
 class PortfolioVecEnv(VecEnv):
     """A batch of long-only portfolio environments over one market.
 
@@ -120,19 +146,10 @@ class PortfolioVecEnv(VecEnv):
         self._reset_envs(np.ones(n_envs, dtype=bool))
 
     def _start_days(self, start_mask: NDArray[np.bool_] | None) -> NDArray[np.int64]:
-        first, last = self.market.first, self.market.last
-        if self.mode == "backtest":
-            return np.array([first])
-        latest = max(first, last - self.episode_length)
-        days = np.arange(first, latest + 1)
-        if start_mask is not None:
-            days = days[start_mask[days]]
-            if days.size == 0:
-                raise DataError(
-                    f"no allowed episode start between {self.market.dates[first]} and "
-                    f"{self.market.dates[latest]}: the stage's day filter excludes every day"
-                )
+        days = episode_start_days(self.market, self.mode, self.episode_length, start_mask)
         if self._tradeable is not None:
+            first, last = self.market.first, self.market.last
+            latest = max(first, last - self.episode_length)
             days = days[self._tradeable[days].sum(axis=1) >= self.n_assets]
             if days.size == 0:
                 raise DataError(

@@ -123,6 +123,10 @@ class CurriculumRunner:
                 raise ConfigError(f"{stage.name}: env builder {stage.env_builder!r} cannot "
                                   f"train on a [stage.universe]; use env_builder = "
                                   f"\"portfolio\" or remove the universe")
+            if stage.universe.enabled and not algorithm.supports_universe:
+                raise ConfigError(f"{stage.name}: algorithm {algorithm.name!r} cannot train "
+                                  f"on a [stage.universe]; remove the universe from the "
+                                  f"stage or use --algorithm ppo")
             if not (options.resume or options.overwrite) and layout.has_outputs(stage.name):
                 raise ConfigError(
                     f"{layout.stage_dir(stage.name)} already holds outputs of an earlier "
