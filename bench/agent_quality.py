@@ -83,6 +83,11 @@ def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: the configuration that is the built-in stage files as shipped: trained without a stage
+#: file, exactly as ``ploutos run curriculum`` trains them.
+SHIPPED = "shipped"
+
+
 def stage_tables(name: str) -> list[dict[str, Any]]:
     """The built-in stages with configuration ``name``'s changes, as TOML tables."""
     from ploutos_core import get_plugin_manager
@@ -95,7 +100,8 @@ def stage_tables(name: str) -> list[dict[str, Any]]:
     for stage in registry.curriculum("default"):
         table = merge(stage_to_dict(stage), config.get("all", {}))
         table = merge(table, config.get(stage.name, {}))
-        table.update(name=f"{stage.name}-{name}", curriculum=f"aq-{name}")
+        if name != SHIPPED:
+            table.update(name=f"{stage.name}-{name}", curriculum=f"aq-{name}")
         tables.append(table)
     return tables
 
@@ -160,8 +166,10 @@ def untrained_record(stage_file: Path, stage: str, seed: int, data_dir: Path) ->
 
     pm = get_plugin_manager()
     registry = Registry(pm)
-    spec = next(s for s in __import__("ploutos_core.config.stage", fromlist=["StageSpec"])
-                .StageSpec.from_toml(stage_file) if s.name == stage)
+    from ploutos_core.config.stage import StageSpec
+
+    spec = (registry.stage(stage) if stage in registry.all("stages")
+            else next(s for s in StageSpec.from_toml(stage_file) if s.name == stage))
     panel = load_stage_panel(registry.data_source("csv"), spec,
                              DataOptions(source="csv", data_dir=data_dir))
     env = registry.env_builder(spec.env_builder).build(
@@ -187,12 +195,13 @@ def run_seed(name: str, seed: int, args: argparse.Namespace, tables: list[dict[s
              stage_file: Path) -> dict[str, Any]:
     """One seed of one configuration: the curriculum, and the scratch arm if asked."""
     out = seed_dir(args, name, seed)
-    common = ["--source", "csv", "--data-dir", str(args.data_dir), "--stage-file",
-              str(stage_file), "--seed", str(seed), "--ignore-gates", "--no-progress",
-              "--overwrite"]
+    stage_file_option = [] if name == SHIPPED else ["--stage-file", str(stage_file)]
+    common = ["--source", "csv", "--data-dir", str(args.data_dir), *stage_file_option,
+              "--seed", str(seed), "--ignore-gates", "--no-progress", "--overwrite"]
     out.mkdir(parents=True, exist_ok=True)
     selection = ["--stages", f"1-{len(tables)}"]
-    seconds = run([*PLOUTOS, "run", "curriculum", "--curriculum", f"aq-{name}", *selection,
+    curriculum = "default" if name == SHIPPED else f"aq-{name}"
+    seconds = run([*PLOUTOS, "run", "curriculum", "--curriculum", curriculum, *selection,
                    "--scale", str(args.scale), "--out", str(out / "curriculum"), *common],
                   out / "curriculum.log")
     (out / "curriculum_seconds").write_text(f"{seconds:.1f}")
