@@ -365,6 +365,12 @@ class StageSpec:
     :param transfer: what the stage copies from the model it starts from.
     :param algorithm_options: the algorithm's own settings (``[stage.algorithm_options]``),
         checked by the algorithm plugin (``Algorithm.options_type``).
+    :param selection_every: steps between evaluations on the selection window during
+        training (0: none); ``--eval-freq`` overrides it. Training then ends before the
+        window.
+    :param promote: which model becomes ``<stage>_final``: the ``last`` checkpoint, or the
+        ``best`` on the selection window (``best.zip``; needs ``selection_every`` or
+        ``--eval-freq``). Validation never chooses.
     """
 
     name: str = attrs.field(validator=_name)
@@ -388,6 +394,8 @@ class StageSpec:
     universe: UniverseSettings = UniverseSettings()
     transfer: TransferSettings = TransferSettings()
     algorithm_options: dict[str, bool | int | float | str] = attrs.field(factory=dict)
+    selection_every: int = attrs.field(default=0, validator=_non_negative)
+    promote: Literal["last", "best"] = "last"
 
     @tickers.validator
     def _check_tickers(self, attribute: attrs.Attribute[tuple[str, ...]],
@@ -403,6 +411,11 @@ class StageSpec:
         """Environments a run steps at once: ``override`` (``--n-envs``), else
         ``batch_envs``, else ``n_envs``."""
         return override or self.batch_envs or self.n_envs
+
+    @property
+    def selects_on_window(self) -> bool:
+        """Whether the stage itself asks for model selection during training."""
+        return self.selection_every > 0 or self.promote == "best"
 
     @property
     def transaction_cost(self) -> float:

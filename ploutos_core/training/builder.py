@@ -62,7 +62,7 @@ def fit_to_budget(hp: Hyperparameters, timesteps: int, n_envs: int) -> Hyperpara
 def training_split(ctx: StageContext) -> Split:
     """``fit`` (train without the selection window) when the run selects models and the
     stage has a window, else ``train``."""
-    if ctx.options.selects_models and ctx.stage.splits.selection is not None:
+    if ctx.selects_models and ctx.stage.splits.selection is not None:
         return "fit"
     return "train"
 

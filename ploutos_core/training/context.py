@@ -94,12 +94,6 @@ class RunOptions:
             raise ConfigError("--resume continues the earlier run and --overwrite replaces it; "
                               "give one of them")
 
-    @property
-    def selects_models(self) -> bool:
-        """Whether the run selects models (periodic evaluation or tuning): the stage's
-        selection window is then held out of training."""
-        return self.eval_freq > 0 or self.auto_optimize
-
 
 @attrs.frozen(eq=False)
 class RunContext:
@@ -169,6 +163,18 @@ class StageContext:
         if self.universe is None:
             return 0
         return round(self.stage.universe.fraction * self.timesteps)
+
+    @property
+    def eval_every(self) -> int:
+        """Steps between evaluations on the selection window: ``--eval-freq``, else the
+        stage's ``selection_every`` (0: none)."""
+        return self.options.eval_freq or self.stage.selection_every
+
+    @property
+    def selects_models(self) -> bool:
+        """Whether this stage's models are selected on its selection window (periodic
+        evaluation or tuning); training then ends before the window."""
+        return self.eval_every > 0 or self.options.auto_optimize
 
     @property
     def registry(self) -> Registry:

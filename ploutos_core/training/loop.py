@@ -16,15 +16,6 @@ from ploutos_core.training.records import Checkpoint, StageRun
 from ploutos_core.training.selection import periodic_evaluator
 
 
-def model_metadata(run: StageRun) -> dict[str, Any]:
-    """What every checkpoint of the stage records in its ``ploutos.json``."""
-    record = run.to_dict()
-    return {"stage": record["stage"], "tickers": record["tickers"],
-            "target_timesteps": run.timesteps, "n_envs": run.n_envs, "seed": run.seed,
-            "hyperparameters": record["hyperparameters"], "start_from": record["start_from"],
-            "benchmark": run.stage.benchmark, "selection_trials": run.selection_trials}
-
-
 def learn_in_phases(ctx: StageContext, agent: Agent, run: StageRun, monitor: StageMonitor,
                     stop: StopFlag, env: Any) -> None:
     """Train on the stage's universe for its first ``universe.fraction`` of steps (when it
@@ -77,7 +68,7 @@ def train_agent(ctx: StageContext, agent: Agent, run: StageRun, env: Any,
     progress = tqdm(total=run.timesteps, initial=agent.num_timesteps, unit="step",
                     unit_scale=True, desc=name, dynamic_ncols=True,
                     disable=not options.progress, mininterval=0.5)
-    metadata = model_metadata(run)
+    metadata = run.model_metadata()
     try:
         with contextlib.nullcontext(stop) if stop is not None else stop_on_signals() as flag:
             stop = flag
@@ -92,8 +83,8 @@ def train_agent(ctx: StageContext, agent: Agent, run: StageRun, env: Any,
                 loggers=loggers,
                 stop=stop,
                 progress=progress,
-                evaluate=periodic_evaluator(ctx, run) if options.eval_freq else None,
-                evaluate_every=options.eval_freq,
+                evaluate=periodic_evaluator(ctx, run) if ctx.eval_every else None,
+                evaluate_every=ctx.eval_every,
             )
             learn_in_phases(ctx, agent, run, monitor, stop, env)
     finally:

@@ -45,6 +45,14 @@ class StageRun:
     resume_from: Path | None = None
     selection_trials: int = 1
 
+    def model_metadata(self) -> dict[str, Any]:
+        """What every model file of the stage records in its ``ploutos.json``."""
+        record = self.to_dict()
+        return {"stage": record["stage"], "tickers": record["tickers"],
+                "target_timesteps": self.timesteps, "n_envs": self.n_envs, "seed": self.seed,
+                "hyperparameters": record["hyperparameters"], "start_from": record["start_from"],
+                "benchmark": self.stage.benchmark, "selection_trials": self.selection_trials}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record (for manifests, model files and loggers)."""
         return {"stage": self.stage.name, "position": self.position, "seed": self.seed,

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import click
 
+from ploutos_core.agents.contract import Agent
 from ploutos_core.agents.device import resolve_device
 from ploutos_core.agents.model_files import read_metadata
 from ploutos_core.config.stage import Hyperparameters, StageSpec, stage_to_dict
@@ -33,6 +34,7 @@ from ploutos_core.training.builder import (
     fit_to_budget,
     prepare_stage,
     resumed_hyperparameters,
+    training_setup,
 )
 from ploutos_core.training.context import RunContext, RunOptions, StageContext
 from ploutos_core.training.interrupts import StopFlag, stop_on_signals
@@ -113,6 +115,9 @@ class CurriculumRunner:
                 algorithm.parse_options(stage.algorithm_options)
             except ConfigError as exc:
                 raise ConfigError(f"{stage.name}: {exc}") from exc
+            if stage.promote == "best" and not (options.eval_freq or stage.selection_every):
+                raise ConfigError(f"{stage.name}: promote = \"best\" needs evaluations on the "
+                                  f"selection window: set selection_every or --eval-freq")
             if stage.env.day_filter:
                 registry.day_filter(stage.env.day_filter)
                 if stage.universe.enabled:
@@ -256,18 +261,35 @@ def run_stage(run: RunContext, stage: StageSpec, position: int, start_from: Path
     train_seconds = time.monotonic() - started
     last = monitor.checkpoint(agent.num_timesteps)
     stop_if_requested(stop, stage.name, f"after training (checkpoint {last})")
-    validation = evaluate_agent(agent, ctx.registry, stage, ctx.panel, "validation",
-                                model=str(last), trials=record.selection_trials)
+    chosen, agent_for_validation = promoted_model(ctx, agent, last, hyperparameters)
+    validation = evaluate_agent(agent_for_validation, ctx.registry, stage, ctx.panel,
+                                "validation", model=str(chosen),
+                                trials=record.selection_trials)
     training = {**record.to_dict(), "num_timesteps": agent.num_timesteps,
                 "tuned": options.auto_optimize}
     files = write_reports(validation, layout.report_dir(stage.name), training=training)
     run.echo(format_table(validation))
     run.echo(f"{stage.name}: reports in {files.json.parent}")
     stop_if_requested(stop, stage.name, "after its validation reports")
-    result = gate(run, record, validation, last, agent.num_timesteps, train_seconds,
+    result = gate(run, record, validation, chosen, agent.num_timesteps, train_seconds,
                   monitor.steps_per_second)
     stop_if_requested(stop, stage.name, "after its gate")
     return result
+
+
+def promoted_model(ctx: StageContext, agent: Agent, last: Path,
+                   hyperparameters: Hyperparameters) -> tuple[Path, Agent]:
+    """The model the stage promotes and the agent that holds it: the last checkpoint, or
+    with ``promote = "best"`` the best model on the selection window (``best.zip``)."""
+    best = ctx.run.layout.best_model(ctx.stage.name)
+    if ctx.stage.promote != "best" or not best.exists():
+        return last, agent
+    selected = read_metadata(best)
+    ctx.run.echo(f"{ctx.stage.name}: promoting the best model on the selection window "
+                 f"(step {selected.get('selection_step', '?')}, Sharpe "
+                 f"{selected.get('selection_sharpe', float('nan')):.2f} there), not the last")
+    env = build_env(ctx, "validation", mode="backtest")
+    return best, ctx.algorithm.load(best, env, training_setup(ctx, hyperparameters))
 
 
 def stop_if_requested(stop: StopFlag, stage: str, where: str) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
-
 from ploutos_core.agents.contract import Agent
 from ploutos_core.agents.model_files import read_metadata
 from ploutos_core.evaluation.evaluate import evaluate_agent
@@ -47,9 +45,9 @@ def periodic_evaluator(ctx: StageContext, run: StageRun) -> PeriodicEvaluation:
         summary = result.agent.summary
         if summary.sharpe > best["sharpe"]:
             best["sharpe"] = summary.sharpe
-            agent.save(best_path, {"stage": stage.name, "selection_split": split,
+            agent.save(best_path, {**run.model_metadata(), "selection_split": split,
                                    "selection_sharpe": summary.sharpe,
-                                   "hyperparameters": attrs.asdict(run.hyperparameters)})
+                                   "selection_step": num_timesteps})
             ctx.run.record_stage(stage.name, best_model=str(best_path),
                                  best_selection_sharpe=summary.sharpe, best_step=num_timesteps,
                                  selection_split=split)
