@@ -107,6 +107,13 @@ def make_registry(*, stage_files: Sequence[str | Path] = (), plugins: Sequence[s
     return Registry(pm)
 
 
+def _data(source: str, data_dir: str | Path | None, cache_dir: str | Path, seed: int,
+          refresh: bool) -> DataOptions:
+    """The data options of an API call's keyword arguments."""
+    return DataOptions(source=source, data_dir=Path(data_dir) if data_dir else None,
+                       cache_dir=Path(cache_dir), seed=seed, refresh=refresh)
+
+
 def select_stages(registry: Registry, curriculum: str = "default",
                   selection: str | Sequence[str] | None = None) -> list[StageSpec]:
     """Stages of ``curriculum`` picked by positions (``"1-3"``, ``"1,3"``) or names.
@@ -182,8 +189,7 @@ class CurriculumResult:
 def _run_options(out_dir: str | Path, source: str, data_dir: str | Path | None,
                  cache_dir: str | Path, seed: int, refresh: bool, load_model: str | Path | None,
                  **options: Any) -> RunOptions:
-    data = DataOptions(source=source, data_dir=Path(data_dir) if data_dir else None,
-                       cache_dir=Path(cache_dir), seed=seed, refresh=refresh)
+    data = _data(source, data_dir, cache_dir, seed, refresh)
     loggers = options.pop("loggers", None)
     return RunOptions(out_dir=Path(out_dir), data=data, seed=seed,
                       load_model=Path(load_model) if load_model else None,
@@ -350,8 +356,7 @@ def evaluate(model: str | Path, *, stage: str | None = None, split: Split = "val
     path = resolve_model_path(model)
     metadata = read_metadata(path)
     spec = model_stage(registry, stage, metadata, path)
-    options = DataOptions(source=source, data_dir=Path(data_dir) if data_dir else None,
-                          cache_dir=Path(cache_dir), seed=seed, refresh=refresh)
+    options = _data(source, data_dir, cache_dir, seed, refresh)
     panel = load_stage_panel(registry.data_source(source), spec, options, through=split)
     resolved = resolve_device(device)
     costed = with_cost_multiplier(spec, cost_multiplier)
@@ -397,8 +402,7 @@ def evaluate_universes(model: str | Path, *, pool: Sequence[str], sets: int = 20
     path = resolve_model_path(model)
     metadata = read_metadata(path)
     spec = model_stage(registry, stage, metadata, path)
-    options = DataOptions(source=source, data_dir=Path(data_dir) if data_dir else None,
-                          cache_dir=Path(cache_dir), seed=seed, refresh=refresh)
+    options = _data(source, data_dir, cache_dir, seed, refresh)
     resolved = resolve_device(device)
 
     def load(env: Any) -> Any:
@@ -507,8 +511,7 @@ def compare(curriculum: str = "default", *, seeds: Sequence[int] = (0, 1, 2),
     """
     registry = registry or make_registry()
     chosen = select_stages(registry, curriculum, stages)
-    data = DataOptions(source=source, data_dir=Path(data_dir) if data_dir else None,
-                       cache_dir=Path(cache_dir), seed=data_seed, refresh=refresh)
+    data = _data(source, data_dir, cache_dir, data_seed, refresh)
     compare_options = CompareOptions(out_dir=Path(out_dir), seeds=tuple(seeds), data=data,
                                      **options)
     comparison = ComparisonRunner(registry, compare_options, echo=echo).run(curriculum, chosen)
@@ -517,12 +520,6 @@ def compare(curriculum: str = "default", *, seeds: Sequence[int] = (0, 1, 2),
 
 
 # --- from model to market (issue 12) ------------------------------------------------------
-
-
-def _data(source: str, data_dir: str | Path | None, cache_dir: str | Path, seed: int,
-          refresh: bool) -> DataOptions:
-    return DataOptions(source=source, data_dir=Path(data_dir) if data_dir else None,
-                       cache_dir=Path(cache_dir), seed=seed, refresh=refresh)
 
 
 def _as_date(value: str | dt.date | None, option: str) -> dt.date | None:

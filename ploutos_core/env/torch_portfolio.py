@@ -30,20 +30,19 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 from numpy.typing import NDArray
-from stable_baselines3.common.vec_env import VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from ploutos_core.config.stage import EnvSettings
 from ploutos_core.env.actions import benchmark_weights
 from ploutos_core.env.base import EnvRequest
+from ploutos_core.env.batch import WholeBatchVecEnv
 from ploutos_core.env.market import MarketArrays
 from ploutos_core.env.portfolio import (
     DSR_ETA,
@@ -99,7 +98,7 @@ class TensorStep(NamedTuple):
     episode_length: torch.Tensor
 
 
-class TorchPortfolioVecEnv(VecEnv):
+class TorchPortfolioVecEnv(WholeBatchVecEnv):
     """A batch of long-only portfolio environments over one market, on a torch device.
 
     The parameters are those of :class:`~ploutos_core.env.portfolio.PortfolioVecEnv`, plus:
@@ -457,32 +456,3 @@ class TorchPortfolioVecEnv(VecEnv):
         else:
             self.generator.manual_seed(int(seed))
         return [seed for _ in range(self.num_envs)]
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        """The attribute of the batch, once per selected environment."""
-        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
-        """Set an attribute of the whole batch."""
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
-                   **method_kwargs: Any) -> list[Any]:
-        """Call a method of the batch once per selected environment."""
-        method = getattr(self, method_name)
-        return [method(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper[Any, Any, Any, Any]],
-                       indices: VecEnvIndices = None) -> list[bool]:
-        """No environment is wrapped."""
-        return [False for _ in self._get_indices(indices)]
-
-    def _get_indices(self, indices: VecEnvIndices) -> Iterable[int]:
-        if indices is None:
-            return range(self.num_envs)
-        if isinstance(indices, int):
-            return [indices]
-        return indices

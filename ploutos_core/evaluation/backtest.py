@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -90,12 +91,29 @@ def run_agent_backtest(agent: Agent, env: Any, risk_free_rate: float = 0.0) -> B
     :param env: a one-environment VecEnv built with ``mode="backtest"``.
     :raises PluginError: when the environment's infos lack the backtest fields.
     """
+    return scheduled_backtest(env, lambda _: agent, risk_free_rate=risk_free_rate)
+
+
+def scheduled_backtest(env: Any, agent_for_row: Callable[[int], Agent], *,
+                       first_row: int = 0, risk_free_rate: float = 0.0) -> Backtest:
+    """Step a ``backtest``-mode environment once through its split; the decision of each
+    day is made by ``agent_for_row(row)`` (walk-forward: the fold in charge that day). An
+    agent taking over is reset first (recurrent policies forget earlier days).
+
+    :param first_row: the panel row of the environment's first decision (given to
+        ``agent_for_row`` before the environment has reported a day).
+    :raises PluginError: when the environment's infos lack the backtest fields.
+    """
     observation = env.reset()
-    agent.reset_state()  # a recurrent policy must not carry memory into a new episode
+    row = first_row
     days, returns, turnover, costs, weights = [], [], [], [], []
+    previous: Agent | None = None
     while True:
-        action = agent.predict(observation, deterministic=True)
-        observation, _, dones, infos = env.step(action)
+        agent = agent_for_row(row)
+        if agent is not previous:
+            agent.reset_state()  # a recurrent policy must not carry memory across agents
+            previous = agent
+        observation, _, dones, infos = env.step(agent.predict(observation, deterministic=True))
         info = infos[0]
         try:
             days.append(int(info["day"]))
@@ -107,6 +125,7 @@ def run_agent_backtest(agent: Agent, env: Any, risk_free_rate: float = 0.0) -> B
             raise PluginError(
                 f"the environment's backtest info lacks {exc}; env builders must report "
                 f"net_return, turnover, cost and day in backtest mode") from exc
+        row = days[-1] + 1
         if dones[0]:
             break
     held = np.stack(weights) if weights and all(w.size for w in weights) else None

@@ -23,19 +23,18 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from ploutos_core.agents.contract import Agent
 from ploutos_core.agents.model_files import resolve_model_path
 from ploutos_core.config.stage import StageSpec
 from ploutos_core.data.loading import load_panel
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.stage_data import DataOptions, stage_request_until
-from ploutos_core.errors import ConfigError, PluginError
+from ploutos_core.errors import ConfigError
 from ploutos_core.evaluation.backtest import (
-    Backtest,
     EvaluationResult,
     baseline_backtests,
     evaluation_dates,
     first_and_last,
+    scheduled_backtest,
 )
 from ploutos_core.evaluation.evaluate import build_backtest_env, load_for_evaluation
 from ploutos_core.evaluation.report import ReportFiles, write_reports
@@ -319,7 +318,7 @@ class WalkForwardRunner:
                   for item in folds]
         starts = np.array([item.fold.first_row for item in folds])
         backtest = scheduled_backtest(env, lambda row: agents[
-            max(0, int(np.searchsorted(starts, row, "right")) - 1)], first.first_row)
+            max(0, int(np.searchsorted(starts, row, "right")) - 1)], first_row=first.first_row)
         if backtest.days[0] != first.first_row:
             raise ConfigError(f"the features are not ready on {first.first} (warm-up); start "
                               f"the walk-forward later")
@@ -394,36 +393,3 @@ def _saved_target(path: Path) -> int | None:
     return int(value) if value else None
 
 
-def scheduled_backtest(env: Any, agent_for_row: Callable[[int], Agent], first_row: int
-                       ) -> Backtest:
-    """Step a backtest environment through its split; the decision of each day is made by
-    ``agent_for_row(day)`` (the fold in charge that day).
-
-    :param first_row: the environment's first decision row.
-    :raises PluginError: when the environment's infos lack the backtest fields.
-    """
-    observation = env.reset()
-    row = first_row
-    days, returns, turnover, costs, weights = [], [], [], [], []
-    previous: Agent | None = None
-    while True:
-        agent = agent_for_row(row)
-        if agent is not previous:
-            agent.reset_state()
-            previous = agent
-        observation, _, dones, infos = env.step(agent.predict(observation, deterministic=True))
-        info = infos[0]
-        try:
-            days.append(int(info["day"]))
-            returns.append(float(info["net_return"]))
-            turnover.append(float(info["turnover"]))
-            costs.append(float(info["cost"]))
-            weights.append(np.asarray(info.get("weights", ()), dtype=np.float64))
-        except KeyError as exc:
-            raise PluginError(f"the environment's backtest info lacks {exc}") from exc
-        row = days[-1] + 1
-        if dones[0]:
-            break
-    held = np.stack(weights) if weights and all(w.size for w in weights) else None
-    return Backtest.from_arrays("agent", np.array(days), np.array(returns), np.array(turnover),
-                                np.array(costs), weights=held)
