@@ -181,6 +181,30 @@ def untrained_record(stage_file: Path, stage: str, seed: int, data_dir: Path) ->
             "turnover": result.agent.average_turnover}
 
 
+POOL = Path(__file__).resolve().parent / "stock_pool.txt"
+
+
+def verdict_record(model: Path, stage_files: list[Path], args: argparse.Namespace
+                   ) -> dict[str, Any]:
+    """The last stage's model on 20 sets of its size drawn from bench/stock_pool.txt over
+    validation, each beside 1/N (issue 11's verdict with less noise); cached beside the
+    model."""
+    cache = model.with_suffix(".verdict.json")
+    if cache.exists():
+        cached: dict[str, Any] = json.loads(cache.read_text())
+        return cached
+    import ploutos
+    from ploutos_core.cli.evaluate_cmd import parse_pool
+
+    registry = ploutos.make_registry(stage_files=stage_files)
+    verdict = ploutos.evaluate_universes(model, pool=parse_pool(f"@{POOL}"), sets=20,
+                                         source="csv", data_dir=args.data_dir, out_dir=None,
+                                         registry=registry)
+    summary: dict[str, Any] = verdict.to_dict()["summary"]
+    cache.write_text(json.dumps(summary))
+    return summary
+
+
 def label(args: argparse.Namespace, name: str) -> str:
     """The configuration's name, with ``-stagesN`` for a screen of the first N stages."""
     return name + (f"-stages{args.stages}" if args.stages else "")
@@ -232,6 +256,9 @@ def collect_seed(name: str, seed: int, args: argparse.Namespace,
             **stage_record(out / "curriculum" / "reports" / stage),
             "untrained": untrained_record(stage_file, stage, seed, args.data_dir),
         }
+    last = tables[-1]["name"]
+    record["verdict"] = verdict_record(out / "curriculum" / "models" / f"{last}_final.zip",
+                                       [] if name == SHIPPED else [stage_file], args)
     scratch = out / "scratch" / "reports" / tables[-1]["name"]
     if (scratch / "validation.json").exists():
         record["scratch"] = {**stage_record(scratch), "seconds": seconds("scratch")}
@@ -258,6 +285,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         summary[stage]["untrained_sharpe"] = spread([r["untrained"]["sharpe"] for r in rows])
         summary[stage]["beats_benchmark"] = sum(r["sharpe"] >= r["benchmark_sharpe"]
                                                 for r in rows)
+    if "verdict" in records[0]:
+        summary["verdict_median_difference"] = spread(
+            [r["verdict"]["median_difference"] for r in records])
+        summary["verdict_share_won"] = spread([r["verdict"]["share_won"] for r in records])
     if "scratch" in records[0]:
         last = stages[-1]
         diffs = [r["stages"][last]["sharpe"] - r["scratch"]["sharpe"] for r in records]
@@ -291,6 +322,12 @@ def print_table() -> None:
                   f"{row['benchmark_max_drawdown']['median']:.2f} | "
                   f"{fmt(row['turnover'], pct=True)} | {fmt(row['costs'], pct=True)} | "
                   f"{row['beats_benchmark']}/{len(row['sharpe']['values'])} |")
+        if "verdict_share_won" in data["summary"]:
+            median = data["summary"]["verdict_median_difference"]
+            won = data["summary"]["verdict_share_won"]
+            print(f"| {data['config']} | {data['scale']} | stage3 on 20 stock sets | "
+                  f"Sharpe − 1/N {fmt(median)} | | | | | | | "
+                  f"sets won {fmt(won, pct=True)} |")
         if "curriculum_minus_scratch" in data["summary"]:
             diff = data["summary"]["curriculum_minus_scratch"]
             print(f"| {data['config']} | {data['scale']} | curriculum − scratch | "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from ploutos_core.config.stage import StageSpec
 from ploutos_core.data.panel import DateRange
 from ploutos_core.data.stage_data import DataOptions, load_stage_panel
 from ploutos_core.env.base import Split
-from ploutos_core.errors import ConfigError, DataError
+from ploutos_core.errors import ConfigError, DataError, PloutosWarning
 from ploutos_core.evaluation.backtest import EvaluationResult
 from ploutos_core.evaluation.evaluate import build_backtest_env, evaluate_agent
 from ploutos_core.pluginmanager.registry import Registry
@@ -134,7 +135,9 @@ def eligible_tickers(registry: Registry, stage: StageSpec, pool: Sequence[str], 
     for ticker in pool:
         probe = set_stage(stage, (ticker,), split)
         try:
-            panel = load_stage_panel(source, probe, options, through=split)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PloutosWarning)  # late starts are filtered here
+                panel = load_stage_panel(source, probe, options, through=split)
             first, last = panel.index_range(probe.splits.get(split), label=f"{split} split")
         except DataError:
             continue
