@@ -20,6 +20,7 @@ Usage::
 
     python bench/agent_quality.py --config shipped              # the stage files as shipped
     python bench/agent_quality.py --config tilt --scale 0.25    # a screening run
+    python bench/agent_quality.py --config tilt --scratch --reuse  # add the scratch arm
     python bench/agent_quality.py --table
 """
 
@@ -66,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="train only the first N stages (a quick screen; default: all)")
     parser.add_argument("--collect", action="store_true",
                         help="only read the reports of runs already in --work (no training)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the arms already finished in --work (their *_seconds file "
+                             "exists) and train only the missing ones, e.g. add --scratch later")
     return parser.parse_args(argv)
 
 
@@ -225,11 +229,12 @@ def run_seed(name: str, seed: int, args: argparse.Namespace, tables: list[dict[s
     out.mkdir(parents=True, exist_ok=True)
     selection = ["--stages", f"1-{len(tables)}"]
     curriculum = "default" if name == SHIPPED else f"aq-{name}"
-    seconds = run([*PLOUTOS, "run", "curriculum", "--curriculum", curriculum, *selection,
-                   "--scale", str(args.scale), "--out", str(out / "curriculum"), *common],
-                  out / "curriculum.log")
-    (out / "curriculum_seconds").write_text(f"{seconds:.1f}")
-    if args.scratch:
+    if not (args.reuse and (out / "curriculum_seconds").exists()):
+        seconds = run([*PLOUTOS, "run", "curriculum", "--curriculum", curriculum, *selection,
+                       "--scale", str(args.scale), "--out", str(out / "curriculum"), *common],
+                      out / "curriculum.log")
+        (out / "curriculum_seconds").write_text(f"{seconds:.1f}")
+    if args.scratch and not (args.reuse and (out / "scratch_seconds").exists()):
         last = tables[-1]
         total = sum(t["timesteps"] for t in tables)
         scale = args.scale * total / last["timesteps"]
