@@ -222,3 +222,23 @@ def test_deviation_penalty_charges_the_active_weight_and_spares_the_benchmark() 
     active = np.abs(infos[0]["weights"] - np.array([1 / 3, 1 / 3, 1 / 3, 0.0])).sum()
     assert r_taxed[0] == pytest.approx(r_plain[0] - 0.01 * active, abs=1e-7)
     assert r_taxed[1] == r_plain[1] == 0.0  # the neutral action: no deviation, no penalty
+
+
+def test_builtin_stages_hold_their_benchmark_until_the_data_pay_for_a_tilt(registry) -> None:  # type: ignore[no-untyped-def]
+    """The shipped curriculum (issue 11): a neutral policy holds 1/N fully invested, its
+    relative reward is zero every day, and turnover is controlled in the environment."""
+    for stage in registry.curriculum("default"):
+        settings = stage.env
+        assert settings.action == "tilt", stage.name
+        assert settings.reward == "relative_log_return", stage.name
+        assert settings.no_trade_band > 0 or settings.target_smoothing > 0, stage.name
+        n_assets = len(stage.tickers)
+        env = PortfolioVecEnv(_market(n_assets=n_assets), 4,
+                              attrs.evolve(settings, episode_length=50, window=1),
+                              cost_rate=stage.transaction_cost_bps / 1e4, seed=0,
+                              mode="backtest")
+        env.reset()
+        for _ in range(60):
+            _, rewards, _, infos = env.step(np.zeros((4, n_assets + 1), dtype=np.float32))
+            np.testing.assert_array_equal(rewards, 0.0)
+        np.testing.assert_allclose(infos[0]["weights"][:-1], 1 / n_assets, rtol=0.05)
