@@ -35,6 +35,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -159,8 +160,19 @@ def stage_record(report_dir: Path) -> dict[str, Any]:
     }
 
 
+# Seeding sets torch's global generator: two threads building policies at once would
+# draw from each other's stream, so the untrained policies are built one at a time.
+UNTRAINED_LOCK = threading.Lock()
+
+
 def untrained_record(stage_file: Path, stage: str, seed: int, data_dir: Path) -> dict[str, Any]:
     """The untrained policy of the configuration, evaluated like a trained one."""
+    with UNTRAINED_LOCK:
+        return _untrained_record(stage_file, stage, seed, data_dir)
+
+
+def _untrained_record(stage_file: Path, stage: str, seed: int, data_dir: Path
+                      ) -> dict[str, Any]:
     from ploutos_core import get_plugin_manager
     from ploutos_core.agents.contract import TrainingSetup
     from ploutos_core.data.stage_data import DataOptions, load_stage_panel

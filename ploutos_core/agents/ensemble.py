@@ -61,10 +61,15 @@ def write_ensemble(members: Sequence[str | Path], target: Path,
     if len(stages) > 1 or len(shapes) > 1:
         raise ModelError(f"ensemble members must share a stage and an observation layout; got "
                          f"stages {sorted(map(str, stages))}, feature widths {sorted(shapes)}")
+    actions = {json.dumps(meta.get("actions"), sort_keys=True) for meta in metadata}
+    if len(actions) > 1:
+        raise ModelError(f"ensemble members must share an action map; got "
+                         f"{sorted(actions)}")
     record = {"format": 1, "algorithm": ENSEMBLE, "stage": metadata[0].get("stage"),
               "tickers": metadata[0].get("tickers"),
               "observation_shape": metadata[0].get("observation_shape"),
               "benchmark": metadata[0].get("benchmark"),
+              "actions": metadata[0].get("actions"),
               "num_timesteps": sum(int(m.get("num_timesteps", 0)) for m in metadata),
               "selection_trials": max(int(m.get("selection_trials") or 1) for m in metadata),
               "members": [{"file": f"members/{i}.zip", "source": str(path),

@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ploutos_core.config.stage import Hyperparameters
+from ploutos_core.config.stage import EnvSettings, Hyperparameters
 from ploutos_core.errors import ModelError, first_line
 
 METADATA_MEMBER = "ploutos.json"
@@ -78,6 +78,10 @@ def check_metadata(path: Path, data: dict[str, Any]) -> None:
     for field in ("algorithm", "stage", "benchmark"):
         if data.get(field) is not None and not isinstance(data[field], str):
             raise bad(field, "a string")
+    actions = data.get("actions")
+    if actions is not None and not (isinstance(actions, dict)
+                                    and actions.get("action") in ("softmax", "tilt")):
+        raise bad("actions", "an action map ({'action': 'softmax' | 'tilt', ...})")
     shape = data.get("observation_shape")
     if shape is not None and (not isinstance(shape, list)
                               or not all(isinstance(v, int) and v > 0 for v in shape)):
@@ -92,3 +96,36 @@ def check_metadata(path: Path, data: dict[str, Any]) -> None:
             raise ModelError(f"{path}: {METADATA_MEMBER} hyperparameters are invalid "
                              f"({first_line(exc)}); the file is damaged or was not written "
                              f"by Ploutos") from exc
+
+
+def action_mismatch(path: Path, metadata: dict[str, Any], settings: EnvSettings,
+                    stage: str) -> str | None:
+    """Why the model's actions would mean other weights under ``settings``, or ``None``.
+
+    A model file that records no action map (written before Ploutos recorded it) is not
+    questioned.
+    """
+    recorded = metadata.get("actions")
+    expected = settings.action_record()
+    if recorded is None or recorded == expected:
+        return None
+
+    def describe(record: dict[str, Any]) -> str:
+        scales = ", ".join(f"{k} {v:g}" for k, v in record.items()
+                           if k != "action" and isinstance(v, (int, float)))
+        return f"{record.get('action')} actions ({scales})"
+
+    return (f"{path} was trained with {describe(recorded)}, stage {stage!r} uses "
+            f"{describe(expected)}: the same actions would mean other weights")
+
+
+def check_actions_fit(path: Path, metadata: dict[str, Any], settings: EnvSettings,
+                      stage: str) -> None:
+    """Refuse to read a model's actions under another action map.
+
+    :raises ModelError: naming both maps and what to do.
+    """
+    problem = action_mismatch(path, metadata, settings, stage)
+    if problem:
+        raise ModelError(f"{problem}; pass a model of this stage, or a stage whose "
+                         f"[stage.env] action settings match the model's")

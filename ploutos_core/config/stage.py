@@ -261,6 +261,14 @@ class EnvSettings:
     warmup_days: int = attrs.field(default=252, validator=_non_negative)
     day_filter: str | None = None
 
+    def action_record(self) -> dict[str, Any]:
+        """What a policy's actions mean: the action map and its scales. Model files
+        record it, so a model is never read under another map (a zero ``softmax`` action
+        is 1/(N+1) including cash, a zero ``tilt`` action the benchmark)."""
+        if self.action == "softmax":
+            return {"action": "softmax", "action_scale": self.action_scale}
+        return {"action": "tilt", "tilt_scale": self.tilt_scale, "max_cash": self.max_cash}
+
 
 @attrs.frozen
 class UniverseSettings:

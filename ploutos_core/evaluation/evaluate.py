@@ -9,7 +9,7 @@ import attrs
 
 from ploutos_core.agents.contract import Agent, TrainingSetup
 from ploutos_core.agents.ensemble import EnsembleAgent, is_ensemble, unpacked_members
-from ploutos_core.agents.model_files import read_metadata, resolve_model_path
+from ploutos_core.agents.model_files import check_actions_fit, read_metadata, resolve_model_path
 from ploutos_core.config.stage import Hyperparameters, StageSpec
 from ploutos_core.data.panel import Panel
 from ploutos_core.env.actions import ActionMap
@@ -83,6 +83,7 @@ def load_for_evaluation(registry: Registry, path: Path, stage: StageSpec, env: V
     :raises ModelError: when the file is missing, corrupt or does not fit ``env``.
     """
     metadata = read_metadata(path)
+    check_actions_fit(path, metadata, stage.env, stage.name)
     if is_ensemble(metadata):
         with unpacked_members(resolve_model_path(path)) as members:
             agents = [load_for_evaluation(registry, member, stage, env, seed=seed,

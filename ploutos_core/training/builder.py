@@ -8,6 +8,7 @@ Used by the curriculum runner, tuning trials, periodic evaluation, the compariso
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -17,13 +18,13 @@ from numpy.typing import NDArray
 
 from ploutos_core.agents.contract import Agent, TrainingSetup, TransferReport
 from ploutos_core.agents.ensemble import is_ensemble, unpacked_members
-from ploutos_core.agents.model_files import read_metadata, resolve_model_path
+from ploutos_core.agents.model_files import action_mismatch, read_metadata, resolve_model_path
 from ploutos_core.config.stage import Hyperparameters, StageSpec
 from ploutos_core.data.panel import Panel
 from ploutos_core.data.stage_data import load_stage_panel
 from ploutos_core.data.universe import load_universe
 from ploutos_core.env.base import EnvRequest, Split
-from ploutos_core.errors import ConfigError
+from ploutos_core.errors import ConfigError, PloutosWarning
 from ploutos_core.evaluation.evaluate import build_backtest_env
 from ploutos_core.training.context import RunContext, StageContext
 from ploutos_core.training.episode_starts import episode_start_mask
@@ -163,6 +164,11 @@ def build_agent(ctx: StageContext, env: VecEnv, hyperparameters: Hyperparameters
     if start_from is None:
         return agent
     only = ctx.stage.transfer.parameters
+    mismatch = action_mismatch(start_from, read_metadata(start_from), ctx.stage.env,
+                               ctx.stage.name)
+    if mismatch:  # fine-tuning under a new action map is allowed; it starts off wrong
+        warnings.warn(f"{mismatch}; the transferred policy starts from other decisions "
+                      f"and must relearn what its actions do", PloutosWarning, stacklevel=2)
     if is_ensemble(read_metadata(start_from)):
         with unpacked_members(resolve_model_path(start_from)) as members:
             report = transfer(agent, members[0][0], only)

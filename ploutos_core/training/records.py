@@ -51,7 +51,8 @@ class StageRun:
         return {"stage": record["stage"], "tickers": record["tickers"],
                 "target_timesteps": self.timesteps, "n_envs": self.n_envs, "seed": self.seed,
                 "hyperparameters": record["hyperparameters"], "start_from": record["start_from"],
-                "benchmark": self.stage.benchmark, "selection_trials": self.selection_trials}
+                "benchmark": self.stage.benchmark, "selection_trials": self.selection_trials,
+                "actions": self.stage.env.action_record()}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record (for manifests, model files and loggers)."""
