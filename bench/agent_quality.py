@@ -278,7 +278,10 @@ def collect_seed(name: str, seed: int, args: argparse.Namespace,
                                        [] if name == SHIPPED else [stage_file], args)
     scratch = out / "scratch" / "reports" / tables[-1]["name"]
     if (scratch / "validation.json").exists():
-        record["scratch"] = {**stage_record(scratch), "seconds": seconds("scratch")}
+        scratch_model = out / "scratch" / "models" / f"{last}_final.zip"
+        record["scratch"] = {**stage_record(scratch), "seconds": seconds("scratch"),
+                             "verdict": verdict_record(
+                                 scratch_model, [] if name == SHIPPED else [stage_file], args)}
     return record
 
 
@@ -311,6 +314,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         diffs = [r["stages"][last]["sharpe"] - r["scratch"]["sharpe"] for r in records]
         summary["curriculum_minus_scratch"] = spread(diffs)
         summary["scratch_sharpe"] = spread([r["scratch"]["sharpe"] for r in records])
+        summary["scratch_verdict_median_difference"] = spread(
+            [r["scratch"]["verdict"]["median_difference"] for r in records])
+        summary["scratch_verdict_share_won"] = spread(
+            [r["scratch"]["verdict"]["share_won"] for r in records])
     return summary
 
 
@@ -350,6 +357,12 @@ def print_table() -> None:
             print(f"| {data['config']} | {data['scale']} | curriculum − scratch | "
                   f"{fmt(diff)} | | | | | | | "
                   f"{sum(v > 0 for v in diff['values'])}/{len(diff['values'])} |")
+        if "scratch_verdict_share_won" in data["summary"]:
+            median = data["summary"]["scratch_verdict_median_difference"]
+            won = data["summary"]["scratch_verdict_share_won"]
+            print(f"| {data['config']} | {data['scale']} | scratch stage3 on 20 stock sets | "
+                  f"Sharpe − 1/N {fmt(median)} | | | | | | | "
+                  f"sets won {fmt(won, pct=True)} |")
 
 
 def main(argv: list[str] | None = None) -> int:
