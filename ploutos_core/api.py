@@ -399,17 +399,11 @@ def evaluate_universes(model: str | Path, *, pool: Sequence[str], sets: int = 20
     :param sets_seed: seed of the draws (the same sets for every model compared).
     """
     registry = registry or make_registry()
-    path = resolve_model_path(model)
-    metadata = read_metadata(path)
-    spec = model_stage(registry, stage, metadata, path)
+    path, spec = _model_and_stage(registry, model, stage)
     options = _data(source, data_dir, cache_dir, seed, refresh)
     resolved = resolve_device(device)
-
-    def load(env: Any) -> Any:
-        return load_for_evaluation(registry, path, spec, env, seed=seed, device=resolved,
-                                   algorithm=algorithm)
-
-    verdict = verdict_on_universes(load, registry, spec, pool, sets=sets, set_size=set_size,
+    verdict = verdict_on_universes(_loader(registry, path, spec, seed, resolved, algorithm),
+                                   registry, spec, pool, sets=sets, set_size=set_size,
                                    seed=sets_seed, split=split, options=options)
     if out_dir is not None:
         directory = RunLayout(Path(out_dir)).report_dir(spec.name)

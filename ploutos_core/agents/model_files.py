@@ -59,6 +59,20 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def read_own_metadata(path: str | Path, algorithm: str) -> tuple[Path, dict[str, Any]]:
+    """The resolved path and metadata of a file ``algorithm`` is about to restore.
+
+    :raises ModelError: for a missing or damaged file, or one of another algorithm.
+    """
+    resolved = resolve_model_path(path)
+    metadata = read_metadata(resolved)
+    saved_algorithm = metadata.get("algorithm")
+    if saved_algorithm is not None and saved_algorithm != algorithm:
+        raise ModelError(f"{resolved} was trained with algorithm {saved_algorithm!r}, not "
+                         f"{algorithm!r}; pass --algorithm {saved_algorithm}")
+    return resolved, metadata
+
+
 def check_metadata(path: Path, data: dict[str, Any]) -> None:
     """Refuse fields the core reads when they have the wrong type or range (a crafted or
     damaged file must be one clear error, never an internal one).

@@ -29,7 +29,7 @@ from ploutos_core.agents.contract import Agent, TrainingMonitor, TransferReport
 from ploutos_core.agents.model_files import (
     METADATA_MEMBER,
     open_archive,
-    read_metadata,
+    read_own_metadata,
     resolve_model_path,
 )
 from ploutos_core.errors import ModelError, first_line
@@ -231,12 +231,7 @@ class SB3Agent(Agent):
 
         :raises ModelError: for a file of another algorithm or other spaces.
         """
-        resolved = resolve_model_path(path)
-        metadata = read_metadata(resolved)
-        saved_algorithm = metadata.get("algorithm")
-        if saved_algorithm is not None and saved_algorithm != self.algorithm:
-            raise ModelError(f"{resolved} was trained with algorithm {saved_algorithm!r}, not "
-                             f"{self.algorithm!r}; pass --algorithm {saved_algorithm}")
+        resolved, metadata = read_own_metadata(path, self.algorithm)
         self._check_compatible(resolved, read_state_dict(resolved))
         try:
             with warnings.catch_warnings():

@@ -54,8 +54,7 @@ from ploutos_core.agents.device import check_device_memory, rollout_memory_bytes
 from ploutos_core.agents.model_files import (
     METADATA_MEMBER,
     open_archive,
-    read_metadata,
-    resolve_model_path,
+    read_own_metadata,
 )
 from ploutos_core.agents.policy import AssetSetPolicy
 from ploutos_core.agents.sb3_agent import (
@@ -320,12 +319,7 @@ class TorchPPOAgent(Agent):
 
         :raises ModelError: for a file of another algorithm or policy, or a damaged one.
         """
-        resolved = resolve_model_path(path)
-        metadata = read_metadata(resolved)
-        saved_algorithm = metadata.get("algorithm")
-        if saved_algorithm is not None and saved_algorithm != self.algorithm:
-            raise ModelError(f"{resolved} was trained with algorithm {saved_algorithm!r}, not "
-                             f"{self.algorithm!r}; pass --algorithm {saved_algorithm}")
+        resolved, metadata = read_own_metadata(path, self.algorithm)
         state = read_state_dict(resolved)
         check_compatible(resolved, self.policy.state_dict(), state)
         self.policy.load_state_dict(state, strict=True)

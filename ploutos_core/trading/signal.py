@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ploutos_core.agents.contract import Agent
-from ploutos_core.agents.model_files import check_actions_fit, read_metadata
+from ploutos_core.agents.model_files import read_metadata
 from ploutos_core.config.stage import StageSpec, trading_splits
 from ploutos_core.data.loading import load_panel
 from ploutos_core.data.panel import FIELDS, DateRange, Panel
@@ -188,7 +188,7 @@ def check_staleness(panel: Panel, requested: dt.date, max_lag: int, allow_stale:
 
 def check_model_fits(path: Path, metadata: dict[str, Any], stage: StageSpec, env: Any) -> None:
     """Refuse a model trained on observations of another shape (another asset count or
-    feature window), or with another action map, before loading it.
+    feature window) before loading it.
 
     :raises ModelError: naming the model's stage and shape and the stage's.
     """
@@ -200,7 +200,6 @@ def check_model_fits(path: Path, metadata: dict[str, Any], stage: StageSpec, env
                          f"(stage {trained_on!r}); stage {stage.name!r} gives "
                          f"{tuple(expected)}: pass a model of this stage, or --stage "
                          f"{trained_on}")
-    check_actions_fit(path, metadata, stage.env, stage.name)
 
 
 def compute_signal(registry: Registry, stage: StageSpec, path: Path,

@@ -164,12 +164,12 @@ def build_agent(ctx: StageContext, env: VecEnv, hyperparameters: Hyperparameters
     if start_from is None:
         return agent
     only = ctx.stage.transfer.parameters
-    mismatch = action_mismatch(start_from, read_metadata(start_from), ctx.stage.env,
-                               ctx.stage.name)
+    metadata = read_metadata(start_from)
+    mismatch = action_mismatch(start_from, metadata, ctx.stage.env, ctx.stage.name)
     if mismatch:  # fine-tuning under a new action map is allowed; it starts off wrong
         warnings.warn(f"{mismatch}; the transferred policy starts from other decisions "
                       f"and must relearn what its actions do", PloutosWarning, stacklevel=2)
-    if is_ensemble(read_metadata(start_from)):
+    if is_ensemble(metadata):
         with unpacked_members(resolve_model_path(start_from)) as members:
             report = transfer(agent, members[0][0], only)
         ctx.run.echo(f"transferred {report.copied}/{report.total} tensors from the first "
