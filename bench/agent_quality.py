@@ -328,6 +328,17 @@ def fmt(cell: dict[str, Any], pct: bool = False) -> str:
             f"{cell['max'] * scale:.2f})")
 
 
+def print_verdict(data: dict[str, Any], key: str, label: str) -> None:
+    """The table row of a sub-universe verdict (``<key>_median_difference`` and
+    ``<key>_share_won`` of the summary), when the result has one."""
+    summary = data["summary"]
+    if f"{key}_share_won" not in summary:
+        return
+    print(f"| {data['config']} | {data['scale']} | {label} | "
+          f"Sharpe − 1/N {fmt(summary[f'{key}_median_difference'])} | | | | | | | "
+          f"sets won {fmt(summary[f'{key}_share_won'], pct=True)} |")
+
+
 def print_table() -> None:
     """One Markdown row per configuration and stage, from every result file."""
     print("| config | scale | stage | agent Sharpe (min…max) | untrained | benchmark | "
@@ -346,23 +357,13 @@ def print_table() -> None:
                   f"{row['benchmark_max_drawdown']['median']:.2f} | "
                   f"{fmt(row['turnover'], pct=True)} | {fmt(row['costs'], pct=True)} | "
                   f"{row['beats_benchmark']}/{len(row['sharpe']['values'])} |")
-        if "verdict_share_won" in data["summary"]:
-            median = data["summary"]["verdict_median_difference"]
-            won = data["summary"]["verdict_share_won"]
-            print(f"| {data['config']} | {data['scale']} | stage3 on 20 stock sets | "
-                  f"Sharpe − 1/N {fmt(median)} | | | | | | | "
-                  f"sets won {fmt(won, pct=True)} |")
+        print_verdict(data, "verdict", "stage3 on 20 stock sets")
         if "curriculum_minus_scratch" in data["summary"]:
             diff = data["summary"]["curriculum_minus_scratch"]
             print(f"| {data['config']} | {data['scale']} | curriculum − scratch | "
                   f"{fmt(diff)} | | | | | | | "
                   f"{sum(v > 0 for v in diff['values'])}/{len(diff['values'])} |")
-        if "scratch_verdict_share_won" in data["summary"]:
-            median = data["summary"]["scratch_verdict_median_difference"]
-            won = data["summary"]["scratch_verdict_share_won"]
-            print(f"| {data['config']} | {data['scale']} | scratch stage3 on 20 stock sets | "
-                  f"Sharpe − 1/N {fmt(median)} | | | | | | | "
-                  f"sets won {fmt(won, pct=True)} |")
+        print_verdict(data, "scratch_verdict", "scratch stage3 on 20 stock sets")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -195,14 +195,19 @@ class Trainer:
         self.settings = settings
         self.env = env
         self.update_seconds = 0.0
-        original = model.train
+        self._time_updates()
+
+    def _time_updates(self) -> None:
+        """Wrap the SB3 model's ``train()`` to add each update's time to
+        :attr:`update_seconds`."""
+        original = self.model.train
 
         def timed_train() -> None:
             started = time.perf_counter()
             original()
             self.update_seconds += time.perf_counter() - started
 
-        model.train = timed_train
+        self.model.train = timed_train
 
     @property
     def rollout_size(self) -> int:
@@ -245,7 +250,7 @@ def ploutos_trainer(reg: Registry, stage: StageSpec, panel: Panel, config: Confi
         agent.learn(target, monitor)
 
     if hasattr(agent, "timings"):  # cuda_ppo's TorchPPOAgent times its own phases
-        return TorchTrainer(agent, learn, settings, env)
+        return TorchTrainer(agent, learn, settings, env, agent)
     model = agent.model  # type: ignore[attr-defined]  # SB3Agent
     return Trainer(model, learn, settings, env, agent)
 
@@ -278,17 +283,13 @@ class TorchTrainer(Trainer):
     rollouts and updates itself (each ends with a device synchronisation, so the times
     hold on a GPU too).
 
-    :param agent: the :class:`ploutos_core.torch.TorchPPOAgent`.
+    ``model`` and ``agent`` are both the :class:`ploutos_core.torch.TorchPPOAgent`.
     """
 
-    def __init__(self, agent: Any, learn: Callable[[int], None], settings: dict[str, Any],
-                 env: Any) -> None:
-        self.model = agent
-        self.agent = agent
-        self._learn = learn
-        self.settings = settings
-        self.env = env
-        self.update_seconds = 0.0
+    agent: Any  # a TorchPPOAgent, whose ``timings`` the Agent contract does not declare
+
+    def _time_updates(self) -> None:
+        """Nothing to wrap: the agent's ``timings`` hold its update time."""
 
     @property
     def rollout_size(self) -> int:

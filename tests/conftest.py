@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -72,6 +73,17 @@ make_tiny_stage = tiny_stage
 def tiny_stage_fixture() -> StageSpec:
     """One tiny two-asset stage."""
     return make_tiny_stage()
+
+
+def rewrite_member(source: Path, target: Path, member: str,
+                   change: Callable[[bytes], bytes]) -> Path:
+    """Copy the model file ``source`` to ``target`` with ``member``'s bytes passed through
+    ``change`` (a crafted or damaged model file)."""
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as copy:
+        for item in original.infolist():
+            data = original.read(item.filename)
+            copy.writestr(item, change(data) if item.filename == member else data)
+    return target
 
 
 TINY_TOML = """

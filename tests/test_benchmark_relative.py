@@ -3,10 +3,13 @@ relative gates and the volatility-targeted baseline."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import numpy as np
 import pytest
 
+from ploutos_core import Registry
 from ploutos_core.config.stage import EnvSettings, Gate
 from ploutos_core.env.actions import (
     ActionMap,
@@ -91,6 +94,22 @@ def _market(n_days: int = 300, n_assets: int = 3, seed: int = 0) -> MarketArrays
                         dates=np.arange(n_days).astype("datetime64[D]"))
 
 
+def _one_day_with_and_without(settings: EnvSettings, action: np.ndarray, seed: int,
+                              **changes: float) -> tuple[np.ndarray, np.ndarray,
+                                                         list[dict[str, Any]]]:
+    """One backtest day of ``action`` under ``settings`` and under ``settings`` with
+    ``changes``: the plain rewards, the changed rewards and the plain infos."""
+    plain = PortfolioVecEnv(_market(), len(action), settings, cost_rate=0.001, seed=seed,
+                            mode="backtest")
+    changed = PortfolioVecEnv(_market(), len(action), attrs.evolve(settings, **changes),
+                              cost_rate=0.001, seed=seed, mode="backtest")
+    plain.reset()
+    changed.reset()
+    _, r_plain, _, infos = plain.step(action)
+    _, r_changed, _, _ = changed.step(action)
+    return r_plain, r_changed, infos
+
+
 @pytest.mark.parametrize("rule", [{}, {"no_trade_band": 0.03}, {"target_smoothing": 0.8},
                                   {"no_trade_band": 0.02, "target_smoothing": 0.9}])
 def test_relative_reward_of_the_benchmark_policy_is_zero_every_day(rule: dict) -> None:  # type: ignore[type-arg]
@@ -102,6 +121,7 @@ def test_relative_reward_of_the_benchmark_policy_is_zero_every_day(rule: dict) -
     for _ in range(200):  # several episodes, resets included
         _, rewards, _, _ = env.step(neutral)
         np.testing.assert_array_equal(rewards, 0.0)
+
 
 
 def test_relative_reward_is_the_log_growth_over_the_benchmark() -> None:
@@ -122,15 +142,9 @@ def test_relative_reward_is_the_log_growth_over_the_benchmark() -> None:
 
 
 def test_turnover_penalty_lowers_the_reward_by_penalty_times_turnover() -> None:
-    settings = EnvSettings(action="tilt", episode_length=50)
-    plain = PortfolioVecEnv(_market(), 2, settings, cost_rate=0.001, seed=1, mode="backtest")
-    penalised = PortfolioVecEnv(_market(), 2, attrs.evolve(settings, turnover_penalty=0.01),
-                                cost_rate=0.001, seed=1, mode="backtest")
-    plain.reset()
-    penalised.reset()
     action = np.array([[1.0, -1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
-    _, r_plain, _, infos = plain.step(action)
-    _, r_penalised, _, _ = penalised.step(action)
+    r_plain, r_penalised, infos = _one_day_with_and_without(
+        EnvSettings(action="tilt", episode_length=50), action, 1, turnover_penalty=0.01)
     turnover = np.array([info["turnover"] for info in infos])
     np.testing.assert_allclose(r_penalised, r_plain - 0.01 * turnover, atol=1e-7)
 
@@ -195,36 +209,26 @@ def test_relative_gate_compares_with_the_benchmark_and_target_only_reports() -> 
 
 
 def test_risk_aversion_subtracts_a_quadratic_penalty_from_log_growth() -> None:
-    settings = EnvSettings(action="tilt", episode_length=50)
-    plain = PortfolioVecEnv(_market(), 3, settings, cost_rate=0.001, seed=2, mode="backtest")
-    averse = PortfolioVecEnv(_market(), 3, attrs.evolve(settings, risk_aversion=4.0),
-                             cost_rate=0.001, seed=2, mode="backtest")
-    plain.reset()
-    averse.reset()
     action = np.array([[0.3, -0.2, 0.1, 0.0], [0, 0, 0, 1.0], [1, 1, -1, 0.2]], dtype=np.float32)
-    _, r_plain, _, infos = plain.step(action)
-    _, r_averse, _, _ = averse.step(action)
+    r_plain, r_averse, infos = _one_day_with_and_without(
+        EnvSettings(action="tilt", episode_length=50), action, 2, risk_aversion=4.0)
     net = np.array([info["net_return"] for info in infos])
     np.testing.assert_allclose(r_plain, np.log1p(net), atol=1e-6)
     np.testing.assert_allclose(r_averse, np.log1p(net) - 1.5 * net**2, atol=1e-6)
 
 
 def test_deviation_penalty_charges_the_active_weight_and_spares_the_benchmark() -> None:
-    settings = EnvSettings(action="tilt", reward="relative_log_return", episode_length=50)
-    plain = PortfolioVecEnv(_market(), 2, settings, cost_rate=0.001, seed=2, mode="backtest")
-    taxed = PortfolioVecEnv(_market(), 2, attrs.evolve(settings, deviation_penalty=0.01),
-                            cost_rate=0.001, seed=2, mode="backtest")
-    plain.reset()
-    taxed.reset()
     action = np.array([[1.0, -1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
-    _, r_plain, _, infos = plain.step(action)
-    _, r_taxed, _, _ = taxed.step(action)
+    r_plain, r_taxed, infos = _one_day_with_and_without(
+        EnvSettings(action="tilt", reward="relative_log_return", episode_length=50), action, 2,
+        deviation_penalty=0.01)
     active = np.abs(infos[0]["weights"] - np.array([1 / 3, 1 / 3, 1 / 3, 0.0])).sum()
     assert r_taxed[0] == pytest.approx(r_plain[0] - 0.01 * active, abs=1e-7)
     assert r_taxed[1] == r_plain[1] == 0.0  # the neutral action: no deviation, no penalty
 
 
-def test_builtin_stages_hold_their_benchmark_until_the_data_pay_for_a_tilt(registry) -> None:  # type: ignore[no-untyped-def]
+def test_builtin_stages_hold_their_benchmark_until_the_data_pay_for_a_tilt(
+        registry: Registry) -> None:
     """The shipped curriculum (issue 11): a neutral policy holds 1/N fully invested, its
     relative reward is zero every day, and turnover is controlled in the environment."""
     for stage in registry.curriculum("default"):

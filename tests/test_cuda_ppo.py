@@ -31,7 +31,7 @@ from ploutos_core.config.stage import Hyperparameters
 from ploutos_core.data.loading import load_panel
 from ploutos_core.env.portfolio import PortfolioVecEnv
 from ploutos_core.env.torch_portfolio import TorchPortfolioVecEnv
-from tests.conftest import CliResult, make_tiny_stage
+from tests.conftest import CliResult, make_tiny_stage, rewrite_member
 
 HP = Hyperparameters(learning_rate=1e-3, n_steps=8, batch_size=16, n_epochs=2, hidden_size=8,
                      ent_coef=0.01)
@@ -194,13 +194,8 @@ def test_model_file_holds_weights_optimizer_state_and_metadata(panel: Any,
     assert metadata["hyperparameters"] == attrs.asdict(HP)
     assert metadata["observation_shape"] == [2, 4 * 10 + 2]
     # A file of another algorithm is refused for a resume.
-    other = tmp_path / "other.zip"
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(other, "w") as dst:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == "ploutos.json":
-                data = json.dumps({**json.loads(data), "algorithm": "ppo"}).encode()
-            dst.writestr(name, data)
+    other = rewrite_member(path, tmp_path / "other.zip", "ploutos.json", lambda data: json.dumps(
+        {**json.loads(data), "algorithm": "ppo"}).encode())
     from ploutos_core import ModelError
 
     with pytest.raises(ModelError, match="pass --algorithm ppo"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 from ploutos_core import DataRequest, EnvRequest, ModelError, TrainingSetup
 from ploutos_core.config.stage import Hyperparameters
 from ploutos_core.data.loading import load_panel
-from tests.conftest import make_tiny_stage
+from tests.conftest import make_tiny_stage, rewrite_member
 
 HP = Hyperparameters(n_steps=16, batch_size=32, n_epochs=1, hidden_size=16)
 
@@ -70,13 +69,9 @@ def test_transfer_never_unpickles(registry, tmp_path: Path) -> None:
     source, _ = build_agent(registry, ("AAA",))
     path = tmp_path / "model.zip"
     source.save(path, {})
-    poisoned = tmp_path / "poisoned.zip"
-    with zipfile.ZipFile(path) as original, zipfile.ZipFile(poisoned, "w") as copy:
-        for item in original.infolist():
-            data = original.read(item.filename)
-            if item.filename == "data":
-                data = b'{"policy_class": {":type:": "<class>", ":serialized:": "not-a-pickle"}}'
-            copy.writestr(item, data)
+    poisoned = rewrite_member(path, tmp_path / "poisoned.zip", "data", lambda data:
+                              b'{"policy_class": {":type:": "<class>", '
+                              b'":serialized:": "not-a-pickle"}}')
     target, _ = build_agent(registry, ("AAA", "BBB"))
     assert target.transfer_from(poisoned).copied > 0
 

@@ -16,6 +16,7 @@ import pytest
 
 from ploutos_core import get_plugin_manager, hookimpl
 from ploutos_core.runfiles.lock import LOCK_NAME
+from tests.conftest import rewrite_member
 
 
 def _run(run_cli: Any, stage_file: Path, out: Path, *extra: str, pm: Any = None) -> Any:
@@ -177,10 +178,8 @@ def test_crafted_model_files_are_one_line_errors(run_cli: Any, tiny_stage_file: 
                                                  message: str) -> None:
     stage_file, out = tiny_stage_file(), tmp_path / "run"
     assert _run(run_cli, stage_file, out, "--stages", "1").code == 0
-    source, crafted = out / "models" / "tiny1_final.zip", tmp_path / "crafted.zip"
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(crafted, "w") as zout:
-        for name in zin.namelist():
-            zout.writestr(name, content if name == member else zin.read(name))
+    crafted = rewrite_member(out / "models" / "tiny1_final.zip", tmp_path / "crafted.zip",
+                             member, lambda data: content)
     result = run_cli("evaluate", str(crafted), "--stage", "tiny1", "--stage-file",
                      str(stage_file), "--source", "synthetic", "--out", str(tmp_path / "e"))
     assert result.code == 1 and message in result.err, result
@@ -195,18 +194,17 @@ def test_non_finite_weights_and_values_are_refused(run_cli: Any, tiny_stage_file
 
     stage_file, out = tiny_stage_file(), tmp_path / "run"
     assert _run(run_cli, stage_file, out, "--stages", "1").code == 0
-    source, crafted = out / "models" / "tiny1_final.zip", tmp_path / "nan.zip"
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(crafted, "w") as zout:
-        for name in zin.namelist():
-            data = zin.read(name)
-            if name == "policy.pth":
-                state = torch.load(io.BytesIO(data), weights_only=True)
-                first = next(iter(state))
-                state[first] = state[first] * float("nan")
-                buffer = io.BytesIO()
-                torch.save(state, buffer)
-                data = buffer.getvalue()
-            zout.writestr(name, data)
+    source = out / "models" / "tiny1_final.zip"
+
+    def poison(data: bytes) -> bytes:
+        state = torch.load(io.BytesIO(data), weights_only=True)
+        first = next(iter(state))
+        state[first] = state[first] * float("nan")
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    crafted = rewrite_member(source, tmp_path / "nan.zip", "policy.pth", poison)
     result = run_cli("evaluate", str(crafted), "--stage", "tiny1", "--stage-file",
                      str(stage_file), "--source", "synthetic")
     assert result.code == 1 and "holds NaN or infinite values" in result.err
