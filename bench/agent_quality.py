@@ -46,6 +46,7 @@ CONFIGS = Path(__file__).resolve().parent / "agent_quality.toml"
 RESULTS = Path(__file__).resolve().parent / "results" / "agent-quality"
 SHARED_DATA = ROOT.parent / "shared" / "market-data" / "daily"
 PLOUTOS = [sys.executable, "-m", "ploutos_core.cli"]
+DEFAULT_SEEDS = "0,1,2"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action="append", default=[],
                         help="configuration name in bench/agent_quality.toml (repeatable)")
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", default=DEFAULT_SEEDS,
+                        help="comma-separated seeds (default 0,1,2)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every stage's timesteps (1: the stages' full budgets)")
     parser.add_argument("--scratch", action="store_true",
@@ -222,8 +224,10 @@ def verdict_record(model: Path, stage_files: list[Path], args: argparse.Namespac
 
 
 def label(args: argparse.Namespace, name: str) -> str:
-    """The configuration's name, with ``-stagesN`` for a screen of the first N stages."""
-    return name + (f"-stages{args.stages}" if args.stages else "")
+    """The configuration's name, with ``-stagesN`` for a screen of the first N stages and
+    ``-seedsA,B,C`` for seeds other than the default 0, 1, 2."""
+    seeds = "" if args.seeds == DEFAULT_SEEDS else f"-seeds{args.seeds}"
+    return name + (f"-stages{args.stages}" if args.stages else "") + seeds
 
 
 def seed_dir(args: argparse.Namespace, name: str, seed: int) -> Path:
@@ -334,7 +338,7 @@ def print_verdict(data: dict[str, Any], key: str, label: str) -> None:
     summary = data["summary"]
     if f"{key}_share_won" not in summary:
         return
-    print(f"| {data['config']} | {data['scale']} | {label} | "
+    print(f"| {data.get('label', data['config'])} | {data['scale']} | {label} | "
           f"Sharpe − 1/N {fmt(summary[f'{key}_median_difference'])} | | | | | | | "
           f"sets won {fmt(summary[f'{key}_share_won'], pct=True)} |")
 
@@ -349,7 +353,8 @@ def print_table() -> None:
         for stage, row in data["summary"].items():
             if not isinstance(row, dict) or "sharpe" not in row:
                 continue
-            print(f"| {data['config']} | {data['scale']} | {stage.split('-')[0]} | "
+            print(f"| {data.get('label', data['config'])} | {data['scale']} | "
+                  f"{stage.split('-')[0]} | "
                   f"{fmt(row['sharpe'])} | {row['untrained_sharpe']['median']:.2f} | "
                   f"{row['benchmark_sharpe']['median']:.2f} | "
                   f"{row['vol_target_sharpe']['median']:.2f} | "
@@ -360,7 +365,8 @@ def print_table() -> None:
         print_verdict(data, "verdict", "stage3 on 20 stock sets")
         if "curriculum_minus_scratch" in data["summary"]:
             diff = data["summary"]["curriculum_minus_scratch"]
-            print(f"| {data['config']} | {data['scale']} | curriculum − scratch | "
+            print(f"| {data.get('label', data['config'])} | {data['scale']} | "
+                  "curriculum − scratch | "
                   f"{fmt(diff)} | | | | | | | "
                   f"{sum(v > 0 for v in diff['values'])}/{len(diff['values'])} |")
         print_verdict(data, "scratch_verdict", "scratch stage3 on 20 stock sets")
@@ -395,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             wall = json.loads(out.read_text()).get("wall_seconds") if out.exists() else None
         result = {
             "benchmark": "agent-quality", "issue": 11, "config": name,
+            "label": label(args, name),
             "description": configs[name].get("description", ""), "changes": configs[name],
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "host": socket.gethostname(), "cpus": os.cpu_count(), "scale": args.scale,
