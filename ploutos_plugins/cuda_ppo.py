@@ -61,8 +61,6 @@ class CudaPPOAlgorithm(Algorithm):
     description = ("lean torch PPO: env, rollout and update on the device (GPU or CPU); "
                    "same policy and model files as ppo")
     supports_transfer = True
-    #: the torch environment does not sample sub-universes (``[stage.universe]``).
-    supports_universe = False
     options_type = CudaPPOOptions
 
     def build(self, env: VecEnv, setup: TrainingSetup) -> Agent:

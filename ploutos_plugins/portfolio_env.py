@@ -34,8 +34,8 @@ class TorchPortfolioEnvBuilder(EnvBuilder):
 
     name = "torch_portfolio"
     description = ("the portfolio env as torch tensors on --device (cuda_ppo's rollout stays "
-                   "on the GPU); no sub-universes")
-    supports_universe = False
+                   "on the GPU)")
+    supports_universe = True
 
     def build(self, request: EnvRequest) -> VecEnv:
         """A ``TorchPortfolioVecEnv`` over ``request.split`` of ``request.panel``."""

@@ -314,12 +314,21 @@ def test_trains_on_the_torch_env_builder_and_refuses_other_envs(panel: Any) -> N
         make_agent(Other()).learn(ROLLOUT, Recorder())  # type: ignore[arg-type]
 
 
-def test_a_universe_is_refused_naming_the_option(panel: Any) -> None:
+def test_trains_on_sub_universes_storing_each_transitions_assets(panel: Any) -> None:
     env = make_env(panel)
     agent = make_agent(env)
     universe = PortfolioVecEnv(env.market, 4, env.settings, 0.001, assets=1)
-    with pytest.raises(ConfigError, match=r"remove \[stage.universe\]"):
-        agent.set_environment(universe)
+    agent.set_environment(universe)
+    device_env = agent.device_env()
+    assert device_env.sampling and device_env.n_assets == 1
+    agent.learn(3 * ROLLOUT, Recorder())
+    rollout = agent._rollout
+    assert rollout is not None and rollout.assets is not None
+    assert rollout.assets.shape == (*rollout.shape, 1)
+    # Every stored observation is rebuilt from the assets that environment traded.
+    first = device_env.observe(rollout.day[-1], rollout.weights[-1], rollout.assets[-1])
+    assert first.shape == (4, 1, env.observation_space.shape[1])
+    assert agent.num_timesteps >= 3 * ROLLOUT
 
 
 def test_memory_estimate_and_refusal() -> None:
@@ -344,6 +353,11 @@ def test_memory_estimate_and_refusal() -> None:
     fits = int(message.split("use --n-envs ")[1].split(" or fewer")[0].replace(",", ""))
     assert 65536 < fits < 2**24
     check_device_memory("cuda", estimate, fits, what="x", free_and_total=(100 * gib, 140 * gib))
+    # Sampling 5 of a 100-ticker universe: the market tables and each transition's
+    # stored assets add to the estimate.
+    universe = rollout_memory_bytes(2000, 64, 5, 102, batch_size=65536, hidden_size=32,
+                                    n_days=5000, pool=100)
+    assert universe - estimate(2000) >= 2000 * 64 * 5 * 8 + 5000 * 95 * 4 * 102
 
 
 def test_algorithm_options_are_ppos_plus_precision(panel: Any, registry: Registry) -> None:
@@ -452,8 +466,8 @@ def test_same_seed_starts_from_the_same_weights_as_ppo(panel: Any, registry: Reg
     assert_same_weights(cuda.policy.state_dict(), ppo.model.policy.state_dict())
 
 
-def test_a_universe_stage_is_refused_before_training(run_cli: Callable[..., CliResult],
-                                                     tmp_path: Path) -> None:
+def test_a_universe_stage_trains_with_cuda_ppo(run_cli: Callable[..., CliResult],
+                                               tmp_path: Path) -> None:
     from ploutos_core.config.stage import UniverseSettings, stage_to_toml
 
     stage = make_tiny_stage("wide", ("AAA", "BBB"), universe=UniverseSettings(
@@ -463,8 +477,7 @@ def test_a_universe_stage_is_refused_before_training(run_cli: Callable[..., CliR
     result = run_cli("run", "stage", "wide", "--stage-file", str(path), "--source",
                      "synthetic", "--algorithm", "cuda_ppo", "--out", str(tmp_path / "run"),
                      "--no-progress")
-    assert result.code == 1
-    assert result.err == ("Error: wide: algorithm 'cuda_ppo' cannot train on a "
-                          "[stage.universe]; remove the universe from the stage or use "
-                          "--algorithm ppo\n")
-    assert not (tmp_path / "run" / "models").exists()
+    assert result.code == 0, result.err
+    assert "on sub-universes of 3 tickers, then" in result.out
+    assert read_metadata(tmp_path / "run" / "models" / "wide_final.zip")["algorithm"] == \
+        "cuda_ppo"

@@ -121,6 +121,44 @@ def test_hook_ploutos_register_algorithms(tmp_path: Path) -> None:
     assert used == [16] and result.num_timesteps >= 512
 
 
+
+def test_plugins_that_cannot_sample_sub_universes_are_refused_before_training(
+        tmp_path: Path) -> None:
+    """An algorithm or env builder declaring ``supports_universe = False`` gets a
+    one-line refusal for a universe stage, before anything trains or is written."""
+    from ploutos_core import ConfigError
+    from ploutos_core.config.stage import UniverseSettings
+    from ploutos_plugins.portfolio_env import PortfolioEnvBuilder
+    from ploutos_plugins.ppo import PPOAlgorithm
+
+    class SetBound(PPOAlgorithm):
+        name = "set_bound"
+        supports_universe = False
+
+    class FixedEnv(PortfolioEnvBuilder):
+        name = "fixed"
+        supports_universe = False
+
+    class Plugin:
+        @hookimpl
+        def ploutos_register_algorithms(self, register):  # type: ignore[no-untyped-def]
+            register(SetBound())
+
+        @hookimpl
+        def ploutos_register_env_builders(self, register):  # type: ignore[no-untyped-def]
+            register(FixedEnv())
+
+    universe = UniverseSettings(tickers=("P1", "P2", "P3"), fraction=0.5)
+    with pytest.raises(ConfigError, match=r"algorithm 'set_bound' cannot train on a "
+                                          r"\[stage.universe\]"):
+        run_stages(Plugin(), [make_tiny_stage(universe=universe)], tmp_path,
+                   algorithm="set_bound")
+    with pytest.raises(ConfigError, match=r"env builder 'fixed' cannot train on a "
+                                          r"\[stage.universe\]"):
+        run_stages(Plugin(), [make_tiny_stage(env_builder="fixed", universe=universe)],
+                   tmp_path)
+    assert not (tmp_path / "models").exists()
+
 def test_hook_ploutos_register_tuners(tmp_path: Path) -> None:
     from ploutos_core import TuningResult
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from ploutos_core import ConfigError, DataRequest, EnvRequest
+from ploutos_core import DataRequest, EnvRequest
 from ploutos_core.config.stage import EnvSettings
 from ploutos_core.data.loading import load_panel
 from ploutos_core.data.panel import Panel
@@ -156,14 +156,14 @@ def test_state_dict_round_trip_continues_exactly(panels: dict[int, Panel]) -> No
     assert not TorchPortfolioVecEnv(market, 3, settings, 0.001).load_state_dict(saved)
 
 
-def test_builder_and_universe_refusal(registry: Any) -> None:
+def test_builder_builds_the_torch_env_and_takes_universes(registry: Any) -> None:
     from ploutos_core.data.stage_data import DataOptions, load_stage_panel
 
     stage = make_tiny_stage()
     panel = load_stage_panel(registry.data_source("synthetic"), stage,
                              DataOptions(source="synthetic"))
     builder = registry.env_builder("torch_portfolio")
-    assert builder.supports_universe is False
+    assert builder.supports_universe is True
     env = builder.build(EnvRequest(panel=panel, stage=stage, n_envs=3))
     reference = registry.env_builder("portfolio").build(EnvRequest(panel=panel, stage=stage,
                                                                    n_envs=3))
@@ -172,6 +172,3 @@ def test_builder_and_universe_refusal(registry: Any) -> None:
     assert env.action_space == reference.action_space
     assert env.reset().shape == (3, *reference.observation_space.shape)
 
-    universe_env = PortfolioVecEnv(reference.market, 2, stage.env, 0.001, assets=1)
-    with pytest.raises(ConfigError, match=r"\[stage.universe\]"):
-        TorchPortfolioVecEnv.from_numpy(universe_env)

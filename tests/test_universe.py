@@ -11,6 +11,7 @@ import attrs
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from ploutos_core.config.stage import EnvSettings, StageSpec, UniverseSettings
 from ploutos_core.data.panel import DateRange
@@ -18,6 +19,7 @@ from ploutos_core.data.universe import Universe
 from ploutos_core.data.validation import align
 from ploutos_core.env.market import MarketArrays
 from ploutos_core.env.portfolio import PortfolioVecEnv
+from ploutos_core.env.torch_portfolio import TorchPortfolioVecEnv
 from ploutos_core.errors import StageFileError
 from tests.conftest import make_tiny_stage
 
@@ -59,15 +61,26 @@ def test_universe_market_marks_the_days_each_ticker_trades(universe: Universe) -
     assert (market.growth[dates < np.datetime64("2010-06-01"), late] == 1.0).all()
 
 
-def test_universe_sampling_never_draws_a_ticker_missing_on_a_day(universe: Universe) -> None:
+BACKENDS = {"numpy": PortfolioVecEnv, "torch": TorchPortfolioVecEnv}
+
+
+def _day_and_assets(env: Any) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(env, TorchPortfolioVecEnv):
+        return env.day.numpy().copy(), env.assets.numpy().copy()
+    return env._day.copy(), env.assets.copy()
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_universe_sampling_never_draws_a_ticker_missing_on_a_day(universe: Universe,
+                                                                 backend: str) -> None:
     market = MarketArrays.from_universe(universe, SETTINGS, TRAIN, label="train split")
-    env = PortfolioVecEnv(market, 16, SETTINGS, cost_rate=0.001, seed=5, assets=3)
+    env = BACKENDS[backend](market, 16, SETTINGS, cost_rate=0.001, seed=5, assets=3)
     assert env.observation_space.shape[0] == 3
     env.reset()
     drawn: set[int] = set()
     assert market.available is not None
     for _ in range(400):  # ten episodes per environment
-        assets, days = env.assets.copy(), env._day.copy()
+        days, assets = _day_and_assets(env)
         drawn.update(assets.ravel().tolist())
         assert all(len(set(row)) == 3 for row in assets)  # no ticker twice in one portfolio
         assert market.available[days[:, None], assets].all()
@@ -76,14 +89,59 @@ def test_universe_sampling_never_draws_a_ticker_missing_on_a_day(universe: Unive
     assert drawn == set(range(6))  # late and early-ending tickers are drawn too
 
 
-def test_neutral_action_on_a_universe_earns_zero_relative_reward(universe: Universe) -> None:
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_neutral_action_on_a_universe_earns_zero_relative_reward(universe: Universe,
+                                                                 backend: str) -> None:
     market = MarketArrays.from_universe(universe, SETTINGS, TRAIN, label="train split")
-    env = PortfolioVecEnv(market, 8, attrs.evolve(SETTINGS, target_smoothing=0.8), 0.001,
-                          seed=1, assets=4)
+    env = BACKENDS[backend](market, 8, attrs.evolve(SETTINGS, target_smoothing=0.8), 0.001,
+                            seed=1, assets=4)
     env.reset()
     for _ in range(100):
         _, rewards, _, _ = env.step(np.zeros((8, 5), dtype=np.float32))
         np.testing.assert_array_equal(rewards, 0.0)
+
+
+def test_torch_env_steps_a_sub_universe_like_the_numpy_env(universe: Universe) -> None:
+    """Same tickers, days and actions (the torch env takes the NumPy env's state): equal
+    observations and rewards until the first reset, and the terminal observation of a
+    stored transition is rebuilt from its day, weights and assets."""
+    settings = attrs.evolve(SETTINGS, no_trade_band=0.02, target_smoothing=0.5)
+    market = MarketArrays.from_universe(universe, settings, TRAIN, label="train split")
+    numpy_env = PortfolioVecEnv(market, 6, settings, 0.001, seed=2, assets=3)
+    torch_env = TorchPortfolioVecEnv.from_numpy(numpy_env, "cpu", seed=2)
+    np.testing.assert_array_equal(torch_env.assets.numpy(), numpy_env.assets)
+    np.testing.assert_array_equal(torch_env.observation().numpy(), numpy_env._observe())
+    rng = np.random.default_rng(0)
+    for _ in range(settings.episode_length - 1):
+        actions = rng.uniform(-1, 1, (6, 4)).astype(np.float32)
+        observations, rewards, dones, _ = numpy_env.step(actions)
+        step = torch_env.step_tensors(torch.as_tensor(actions, dtype=torch.float64))
+        assert not dones.any() and not step.done.any()
+        np.testing.assert_allclose(step.reward.numpy(), rewards, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(torch_env.observation().numpy(), observations, rtol=1e-6,
+                                   atol=1e-7)
+        rebuilt = torch_env.observe(step.day + 1, step.next_weights, step.assets)
+        np.testing.assert_allclose(rebuilt.numpy(), observations, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="needs its assets"):
+        torch_env.observe(step.day, step.next_weights)
+
+
+def test_torch_universe_state_round_trips(universe: Universe) -> None:
+    market = MarketArrays.from_universe(universe, SETTINGS, TRAIN, label="train split")
+    env = TorchPortfolioVecEnv(market, 4, SETTINGS, 0.001, seed=3, assets=2)
+    for _ in range(50):
+        env.step_tensors(torch.zeros((4, 3), dtype=torch.float64))
+    saved = env.state_dict()
+    again = TorchPortfolioVecEnv(market, 4, SETTINGS, 0.001, seed=9, assets=2)
+    assert again.load_state_dict(saved)
+    for _ in range(60):  # past a reset: the same tickers are drawn again
+        first = env.step_tensors(torch.zeros((4, 3), dtype=torch.float64))
+        second = again.step_tensors(torch.zeros((4, 3), dtype=torch.float64))
+        assert torch.equal(first.assets, second.assets)
+        assert torch.equal(first.reward, second.reward)
+    # A checkpoint written before universes were sampled here (no "assets") still loads.
+    old = {k: v for k, v in saved.items() if k != "assets"}
+    assert TorchPortfolioVecEnv(market, 4, SETTINGS, 0.001, assets=2).load_state_dict(old)
 
 
 def test_universe_settings_are_validated() -> None:

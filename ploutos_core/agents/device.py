@@ -39,7 +39,8 @@ SAFETY_FACTOR = 1.25
 
 
 def rollout_memory_bytes(n_envs: int, n_steps: int, n_assets: int, n_features: int, *,
-                         batch_size: int, hidden_size: int, n_days: int = 0) -> int:
+                         batch_size: int, hidden_size: int, n_days: int = 0,
+                         pool: int = 0) -> int:
     """Estimated peak device memory of ``cuda_ppo`` training: its rollout buffers, the
     environments' state, one rollout step's forward pass, one minibatch's forward and
     backward pass, the update's temporaries and the market tables.
@@ -51,16 +52,21 @@ def rollout_memory_bytes(n_envs: int, n_steps: int, n_assets: int, n_features: i
 
     :param n_features: per-asset observation width (``window × features + 2``).
     :param n_days: rows of the market tables (0 to leave them out).
+    :param pool: the market's columns when episodes sample ``n_assets`` of a wider
+        universe (0: the stage's own ``n_assets``); the rollout then also stores each
+        transition's assets.
     """
     width = n_assets + 1
     per_transition = 4 + 3 * 4 * width + 4 * 5 + 1 + 8 * 4
+    if pool:
+        per_transition += 8 * n_assets
     buffers = n_steps * n_envs * per_transition
     update = n_steps * n_envs * (8 + 4 * 4)  # permutation, flat copies, GAE
     env_state = n_envs * 8 * (8 + 3 * width) * 4  # float64 state and a step's temporaries
     step = n_envs * n_assets * (n_features + 6 * hidden_size) * 4 * 2
     minibatch = min(batch_size, n_steps * n_envs) * n_assets * \
         (n_features + 12 * hidden_size) * 4 * 3
-    market = n_days * n_assets * (4 * n_features + 8)
+    market = n_days * max(pool, n_assets) * (4 * n_features + 8 + (1 if pool else 0))
     return buffers + update + env_state + step + minibatch + market
 
 

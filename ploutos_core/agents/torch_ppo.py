@@ -87,7 +87,8 @@ def gaussian_log_prob(actions: torch.Tensor, means: torch.Tensor,
 class Rollout:
     """One rollout of ``n_steps × n_envs`` transitions, on the device.
 
-    An observation is stored as its day and weights; ``next_weights`` with ``day + 1``
+    An observation is stored as its day and weights (and, sampling sub-universes, the
+    market columns traded: ``assets``, else ``None``); ``next_weights`` with ``day + 1``
     is the observation after the step (a finished episode's terminal observation).
     ``episodes`` holds ``(final value, Sharpe, reward sum, length)`` where ``dones``.
     """
@@ -103,10 +104,11 @@ class Rollout:
     advantages: torch.Tensor
     returns: torch.Tensor
     episodes: torch.Tensor
+    assets: torch.Tensor | None = None
 
     @classmethod
-    def allocate(cls, n_steps: int, n_envs: int, n_assets: int, device: torch.device
-                 ) -> Rollout:
+    def allocate(cls, n_steps: int, n_envs: int, n_assets: int, device: torch.device,
+                 sampling: bool = False) -> Rollout:
         """Uninitialised buffers for a rollout."""
         def empty(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.empty((n_steps, n_envs, *shape), dtype=dtype, device=device)
@@ -115,7 +117,8 @@ class Rollout:
         return cls(day=empty(dtype=torch.int32), weights=empty(width), actions=empty(width),
                    next_weights=empty(width), log_prob=empty(), values=empty(),
                    rewards=empty(), dones=empty(dtype=torch.bool), advantages=empty(),
-                   returns=empty(), episodes=empty(4, dtype=torch.float64))
+                   returns=empty(), episodes=empty(4, dtype=torch.float64),
+                   assets=empty(n_assets, dtype=torch.int64) if sampling else None)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -204,11 +207,15 @@ class TorchPPOAgent(Agent):
         n_assets, n_features = (int(v) for v in env.observation_space.shape)
         market = getattr(env, "market", None)
         n_days = int(market.observations.shape[0]) if market is not None else 0
+        pool = 0
+        if market is not None and getattr(env, "sampling", False):
+            pool = int(market.observations.shape[1])
         check_device_memory(
             str(self.device),
             lambda envs: rollout_memory_bytes(envs, hp.n_steps, n_assets, n_features,
                                               batch_size=hp.batch_size,
-                                              hidden_size=hp.hidden_size, n_days=n_days),
+                                              hidden_size=hp.hidden_size, n_days=n_days,
+                                              pool=pool),
             n_envs, what=f"{algorithm} with n_steps={hp.n_steps}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(setup.seed)
@@ -349,7 +356,7 @@ class TorchPPOAgent(Agent):
     def set_environment(self, env: Any) -> None:
         """Train on another environment with the same spaces from now on.
 
-        :raises ConfigError: for one this agent cannot step on the device (a universe).
+        :raises ConfigError: for one this agent cannot step on its device.
         """
         self._device_env = self._to_device(env)
         self.env = env
@@ -424,28 +431,32 @@ class TorchPPOAgent(Agent):
             means, values = self.policy.heads(obs)
         return means.float(), values.float().flatten()
 
-    def _buffers(self, n_steps: int, n_envs: int, n_assets: int) -> Rollout:
+    def _buffers(self, n_steps: int, n_envs: int, n_assets: int, sampling: bool = False
+                 ) -> Rollout:
         if self._rollout is None or self._rollout.shape != (n_steps, n_envs) or \
-                int(self._rollout.weights.shape[-1]) != n_assets + 1:
+                int(self._rollout.weights.shape[-1]) != n_assets + 1 or \
+                (self._rollout.assets is not None) != sampling:
             self._rollout = None  # free the old buffers before allocating new ones
-            self._rollout = Rollout.allocate(n_steps, n_envs, n_assets, self.device)
+            self._rollout = Rollout.allocate(n_steps, n_envs, n_assets, self.device, sampling)
         return self._rollout
 
     def _collect(self, env: TorchPortfolioVecEnv, monitor: TrainingMonitor) -> Rollout | None:
         """Fill the rollout buffers; ``None`` when the monitor stopped training."""
         hp = self.setup.hyperparameters
         n_steps, n_envs, n_assets = hp.n_steps, env.num_envs, env.n_assets
-        buffers = self._buffers(n_steps, n_envs, n_assets)
+        buffers = self._buffers(n_steps, n_envs, n_assets, env.sampling)
         with torch.no_grad():
             log_std = self.policy.action_log_std(n_assets)
             std = log_std.exp()
             for t in range(n_steps):
-                day, weights = env.day, env.weights
-                means, values = self._heads(env.observe(day, weights))
+                day, weights, assets = env.day, env.weights, env.assets
+                means, values = self._heads(env.observe(day, weights, assets))
                 noise = torch.randn(means.shape, generator=self.generator, device=self.device)
                 actions = means + std * noise
                 buffers.day[t] = day
                 buffers.weights[t] = weights
+                if buffers.assets is not None:
+                    buffers.assets[t] = assets
                 buffers.actions[t] = actions
                 buffers.log_prob[t] = gaussian_log_prob(actions, means, log_std)
                 buffers.values[t] = values
@@ -464,8 +475,9 @@ class TorchPPOAgent(Agent):
             finished = buffers.dones.nonzero()
             if finished.shape[0]:
                 rows, cols = finished[:, 0], finished[:, 1]
-                terminal = env.observe(buffers.day[rows, cols] + 1,
-                                       buffers.next_weights[rows, cols])
+                terminal = env.observe(
+                    buffers.day[rows, cols] + 1, buffers.next_weights[rows, cols],
+                    None if buffers.assets is None else buffers.assets[rows, cols])
                 # Truncated, not terminated: bootstrap with the last observation's value.
                 buffers.rewards[rows, cols] += hp.gamma * self._heads(terminal)[1]
             self._advantages(buffers, last_values)
@@ -508,6 +520,7 @@ class TorchPPOAgent(Agent):
         total = n_steps * n_envs
         day = buffers.day.reshape(total)
         weights = buffers.weights.reshape(total, -1)
+        assets = None if buffers.assets is None else buffers.assets.reshape(total, -1)
         actions = buffers.actions.reshape(total, -1)
         old_log_prob = buffers.log_prob.reshape(total)
         advantages = buffers.advantages.reshape(total)
@@ -520,7 +533,8 @@ class TorchPPOAgent(Agent):
             order = torch.randperm(total, generator=self.generator, device=self.device)
             for start in range(0, total, self.batch_size):
                 index = order[start:start + self.batch_size]
-                means, values = self._heads(env.observe(day[index], weights[index]))
+                means, values = self._heads(env.observe(
+                    day[index], weights[index], None if assets is None else assets[index]))
                 log_std = self.policy.action_log_std(env.n_assets)
                 log_prob = gaussian_log_prob(actions[index], means, log_std)
                 entropy = (0.5 + _LOG_SQRT_2PI + log_std).sum()

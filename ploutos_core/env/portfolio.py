@@ -60,6 +60,45 @@ def episode_start_days(market: MarketArrays, mode: Literal["train", "backtest"],
     return days
 
 
+def tradeable_windows(market: MarketArrays, episode_length: int) -> NDArray[np.bool_]:
+    """``(n_days, n_pool)``: whether each ticker trades on every day of an episode that
+    starts that day (the decision days and the final observation).
+
+    Shared by the NumPy and torch backends of the environment.
+    """
+    available = market.available
+    if available is None:
+        available = np.ones(market.growth.shape, dtype=bool)
+    span = episode_length + 1
+    counts = np.concatenate([np.zeros((1, available.shape[1]), dtype=np.int64),
+                             np.cumsum(available, axis=0)])
+    tradeable = np.zeros_like(available)
+    n_days = available.shape[0]
+    if n_days >= span:
+        tradeable[:n_days - span + 1] = (counts[span:] - counts[:-span]) == span
+    return tradeable
+
+
+def sampling_start_days(market: MarketArrays, days: NDArray[np.int64],
+                        tradeable: NDArray[np.bool_], n_assets: int, episode_length: int
+                        ) -> NDArray[np.int64]:
+    """The start ``days`` on which at least ``n_assets`` universe tickers trade through a
+    whole episode.
+
+    :raises DataError: when no day has enough.
+    """
+    days = days[tradeable[days].sum(axis=1) >= n_assets]
+    if days.size == 0:
+        first, last = market.first, market.last
+        latest = max(first, last - episode_length)
+        raise DataError(
+            f"no day between {market.dates[first]} and {market.dates[latest]} "
+            f"starts an episode of {episode_length} days with {n_assets} "
+            f"universe tickers trading throughout; add tickers with longer histories"
+        )
+    return days
+
+
 class PortfolioVecEnv(WholeBatchVecEnv):
     """A batch of long-only portfolio environments over one market.
 
@@ -126,7 +165,8 @@ class PortfolioVecEnv(WholeBatchVecEnv):
         super().__init__(n_envs, observation_space, action_space)
         self.episode_length = (market.last - market.first if mode == "backtest"
                                else settings.episode_length)
-        self._tradeable = self._tradeable_windows() if self.sampling else None
+        self._tradeable = (tradeable_windows(market, self.episode_length)
+                           if self.sampling else None)
         self.start_days = self._start_days(start_mask)
         self._rng = np.random.default_rng(seed)
         self._day = np.zeros(n_envs, dtype=np.int64)
@@ -147,31 +187,9 @@ class PortfolioVecEnv(WholeBatchVecEnv):
     def _start_days(self, start_mask: NDArray[np.bool_] | None) -> NDArray[np.int64]:
         days = episode_start_days(self.market, self.mode, self.episode_length, start_mask)
         if self._tradeable is not None:
-            first, last = self.market.first, self.market.last
-            latest = max(first, last - self.episode_length)
-            days = days[self._tradeable[days].sum(axis=1) >= self.n_assets]
-            if days.size == 0:
-                raise DataError(
-                    f"no day between {self.market.dates[first]} and {self.market.dates[latest]} "
-                    f"starts an episode of {self.episode_length} days with {self.n_assets} "
-                    f"universe tickers trading throughout; add tickers with longer histories"
-                )
+            days = sampling_start_days(self.market, days, self._tradeable, self.n_assets,
+                                       self.episode_length)
         return days
-
-    def _tradeable_windows(self) -> NDArray[np.bool_]:
-        """``(n_days, n_pool)``: whether the ticker trades on every day of an episode that
-        starts that day (the decision days and the final observation)."""
-        available = self.market.available
-        if available is None:
-            available = np.ones(self.market.growth.shape, dtype=bool)
-        span = self.episode_length + 1
-        counts = np.concatenate([np.zeros((1, available.shape[1]), dtype=np.int64),
-                                 np.cumsum(available, axis=0)])
-        tradeable = np.zeros_like(available)
-        n_days = available.shape[0]
-        if n_days >= span:
-            tradeable[:n_days - span + 1] = (counts[span:] - counts[:-span]) == span
-        return tradeable
 
     # --- VecEnv interface -------------------------------------------------------------
 

@@ -7,10 +7,10 @@ rule (``target_smoothing``, ``no_trade_band``), accounting (costs on turnover, t
 decision at the close of t earning t→t+1), rewards (``log_return``,
 ``relative_log_return`` against a shadow benchmark portfolio, ``differential_sharpe``,
 ``risk_aversion``, ``turnover_penalty``, ``deviation_penalty``), episode sampling
-(``start_mask``, automatic
-resets) and backtest infos. Accounting runs in float64 like the NumPy env,
-observations and rewards are float32; ``tests/test_torch_env.py`` steps both side by
-side and requires equal results to float32 tolerance.
+(``start_mask``, automatic resets, sub-universes of a ``[stage.universe]``) and backtest
+infos. Accounting runs in float64 like the NumPy env, observations and rewards are
+float32; ``tests/test_torch_env.py`` steps both side by side and requires equal results
+to float32 tolerance.
 
 Two interfaces:
 
@@ -22,8 +22,10 @@ Two interfaces:
 * stable-baselines3's ``VecEnv`` (NumPy in, NumPy out, info dicts), so the
   ``torch_portfolio`` env builder serves any algorithm and backtest.
 
-Sampling sub-universes (``[stage.universe]``) is left to the NumPy env and refused
-here with a :class:`~ploutos_core.errors.ConfigError`.
+With a universe market, every training episode samples the stage's number of tickers
+from those that trade through its whole window, as the NumPy env does (from the
+device's random stream, so the draws differ from NumPy's); each environment's tickers
+are part of its state, and :meth:`observe` takes them beside the day and weights.
 """
 
 from __future__ import annotations
@@ -49,17 +51,16 @@ from ploutos_core.env.portfolio import (
     TRADING_DAYS,
     PortfolioVecEnv,
     episode_start_days,
+    sampling_start_days,
+    tradeable_windows,
 )
-from ploutos_core.errors import ConfigError
-
-#: why a universe stage cannot use this backend, and what to do instead.
-UNIVERSE_REFUSAL = ("the torch portfolio environment (env builder 'torch_portfolio', algorithm "
-                    "'cuda_ppo') does not sample sub-universes: remove [stage.universe] from "
-                    "the stage, or train it with --algorithm ppo and env_builder = \"portfolio\"")
 
 #: the per-environment state a checkpoint carries (see :meth:`TorchPortfolioVecEnv.state_dict`).
 STATE_FIELDS = ("day", "age", "weights", "benchmark_weights", "smoothed", "value",
-                "episode_reward", "log_growth_sum", "log_growth_sq", "dsr_a", "dsr_b")
+                "episode_reward", "log_growth_sum", "log_growth_sq", "dsr_a", "dsr_b",
+                "assets")
+#: fields a checkpoint written before universes were sampled here may lack.
+OPTIONAL_STATE_FIELDS = frozenset({"assets"})
 
 
 class TensorStep(NamedTuple):
@@ -81,6 +82,8 @@ class TensorStep(NamedTuple):
     :param episode_sharpe: annualised Sharpe ratio of the episode's daily log growth.
     :param episode_reward: sum of the episode's rewards.
     :param episode_length: steps of the episode.
+    :param assets: ``(n_envs, n_assets)`` the market columns each environment traded in
+        this step (with ``day + 1`` and ``next_weights``, the terminal observation).
     """
 
     reward: torch.Tensor
@@ -96,6 +99,7 @@ class TensorStep(NamedTuple):
     episode_sharpe: torch.Tensor
     episode_reward: torch.Tensor
     episode_length: torch.Tensor
+    assets: torch.Tensor
 
 
 class TorchPortfolioVecEnv(WholeBatchVecEnv):
@@ -104,20 +108,21 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
     The parameters are those of :class:`~ploutos_core.env.portfolio.PortfolioVecEnv`, plus:
 
     :param device: where prices, features and every environment's state live.
-    :raises ConfigError: for a universe market (more tickers than the stage trades).
     """
 
     render_mode = None
 
     @classmethod
     def from_request(cls, request: EnvRequest) -> TorchPortfolioVecEnv:
-        """The environment an :class:`EnvRequest` describes (the ``torch_portfolio`` builder).
-
-        :raises ConfigError: for a request with a universe.
-        """
-        if request.universe is not None:
-            raise ConfigError(f"{request.stage.name}: {UNIVERSE_REFUSAL}")
+        """The environment an :class:`EnvRequest` describes (the ``torch_portfolio`` builder)."""
         stage = request.stage
+        if request.universe is not None:
+            universe = MarketArrays.from_universe(
+                request.universe, stage.env, stage.splits.get(request.split),
+                label=f"{request.split} split")
+            return cls(universe, request.n_envs, stage.env, stage.transaction_cost,
+                       mode=request.mode, seed=request.seed, benchmark=stage.benchmark,
+                       assets=len(stage.tickers), device=request.device)
         market = MarketArrays.for_split(request.panel, stage, request.split)
         return cls(market, request.n_envs, stage.env, stage.transaction_cost, mode=request.mode,
                    seed=request.seed, start_mask=request.start_mask, benchmark=stage.benchmark,
@@ -129,13 +134,10 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
         """The same environment on ``device``: its market, settings, allowed start days and
         the current state of every environment (so both continue alike).
 
-        :param seed: seed of the start-day sampler from now on.
-        :raises ConfigError: for an environment that samples sub-universes.
+        :param seed: seed of the start-day (and sub-universe) sampler from now on.
         """
-        if env.sampling:
-            raise ConfigError(UNIVERSE_REFUSAL)
         new = cls(env.market, env.num_envs, env.settings, env.cost_rate, mode=env.mode,
-                  seed=seed, device=device)
+                  seed=seed, device=device, assets=env.n_assets)
         new.start_days = torch.as_tensor(env.start_days, dtype=torch.int64, device=new.device)
         new.benchmark = torch.as_tensor(env.action_map.benchmark, dtype=torch.float64,
                                         device=new.device)
@@ -154,16 +156,20 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
         start_mask: NDArray[np.bool_] | None = None,
         benchmark: str = "equal_weight",
         device: str | torch.device = "cpu",
+        assets: int | None = None,
     ) -> None:
-        if market.available is not None:
-            raise ConfigError(UNIVERSE_REFUSAL)
         self.market = market
         self.settings = settings
         self.cost_rate = float(cost_rate)
         self.mode = mode
         self.device = torch.device(device)
-        n_assets = int(market.observations.shape[1])
+        pool = int(market.observations.shape[1])
+        n_assets = assets or pool
         self.n_assets = n_assets
+        #: whether episodes sample sub-universes of a wider market.
+        self.sampling = n_assets < pool or market.available is not None
+        if self.sampling and mode == "backtest":
+            raise ValueError("a universe market only trains; backtests use a stage's tickers")
         features = int(market.observations.shape[2]) + 2
         observation_space = spaces.Box(-10.0, 10.0, (n_assets, features), np.float32)
         action_space = spaces.Box(-1.0, 1.0, (n_assets + 1,), np.float32)
@@ -179,9 +185,13 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
         #: ``(n_days, n_assets, window × n_features)`` float32, as the NumPy env's.
         self.features = self._table[..., :-2]
         self.growth = torch.as_tensor(market.growth, dtype=f64, device=dev)
-        self.start_days = torch.as_tensor(
-            episode_start_days(market, mode, self.episode_length, start_mask),
-            dtype=torch.int64, device=dev)
+        days = episode_start_days(market, mode, self.episode_length, start_mask)
+        self._tradeable: torch.Tensor | None = None
+        if self.sampling:
+            tradeable = tradeable_windows(market, self.episode_length)
+            days = sampling_start_days(market, days, tradeable, n_assets, self.episode_length)
+            self._tradeable = torch.as_tensor(tradeable, device=dev)
+        self.start_days = torch.as_tensor(days, dtype=torch.int64, device=dev)
         self.last = int(market.last)
         self.benchmark = torch.as_tensor(benchmark_weights(benchmark, n_assets), dtype=f64,
                                          device=dev)
@@ -192,6 +202,8 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
         self.generator.manual_seed(int(seed))
         zeros = torch.zeros(n_envs, dtype=f64, device=dev)
         self.day = torch.zeros(n_envs, dtype=torch.int64, device=dev)
+        #: ``(n_envs, n_assets)`` the market columns each environment trades.
+        self.assets = torch.arange(n_assets, device=dev).expand(n_envs, -1).clone()
         self.age = torch.zeros(n_envs, dtype=torch.int64, device=dev)
         self.weights = self._cash.expand(n_envs, -1).clone()
         self.benchmark_weights = self.weights.clone()
@@ -208,12 +220,22 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
 
     # --- the device interface ---------------------------------------------------------
 
-    def observe(self, day: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Observations of states given by their day and weights (any leading shape):
-        ``(..., n_assets, window × n_features + 2)`` float32, exactly as the NumPy env
-        builds them (features, the asset's weight, the cash weight)."""
-        n_assets, width = int(self._table.shape[1]), int(self._table.shape[2])
-        observations = self._table.index_select(0, day.reshape(-1))
+    def observe(self, day: torch.Tensor, weights: torch.Tensor,
+                assets: torch.Tensor | None = None) -> torch.Tensor:
+        """Observations of states given by their day, weights and (sampling sub-universes)
+        market columns, any leading shape: ``(..., n_assets, window × n_features + 2)``
+        float32, exactly as the NumPy env builds them (features, the asset's weight, the
+        cash weight).
+
+        :raises ValueError: when the env samples sub-universes and ``assets`` is missing.
+        """
+        n_assets, width = self.n_assets, int(self._table.shape[2])
+        if self.sampling:
+            if assets is None:
+                raise ValueError("a sub-universe's observation needs its assets")
+            observations = self._table[day.reshape(-1, 1), assets.reshape(-1, n_assets)]
+        else:
+            observations = self._table.index_select(0, day.reshape(-1))
         held = weights.reshape(-1, n_assets + 1)
         observations[..., -2] = held[:, :-1]
         observations[..., -1] = held[:, -1:]
@@ -221,7 +243,7 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
 
     def observation(self) -> torch.Tensor:
         """``(n_envs, n_assets, n_features)`` float32 observation of every environment now."""
-        return self.observe(self.day, self.weights)
+        return self.observe(self.day, self.weights, self.assets)
 
     def target_weights(self, actions: torch.Tensor) -> torch.Tensor:
         """Target weights of actions (:class:`~ploutos_core.env.actions.ActionMap`)."""
@@ -290,8 +312,8 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
             target = smoothing * self.smoothed + (1.0 - smoothing) * target
         self.smoothed = target
         traded = self._turnover_rule(self.weights, target)
-        day = self.day
-        growth = self.growth[day]
+        day, assets = self.day, self.assets
+        growth = (self.growth[day[:, None], assets] if self.sampling else self.growth[day])
         net_growth, weights, turnover, cost = self._rebalance(self.weights, traded, growth)
         log_growth = torch.log(net_growth)
         if settings.reward == "differential_sharpe":
@@ -322,7 +344,7 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
             reward=reward.to(torch.float32), done=done, day=day, next_weights=weights,
             net_growth=net_growth, turnover=turnover, cost=cost, traded=traded, target=target,
             episode_value=self.value, episode_sharpe=sharpe,
-            episode_reward=self.episode_reward, episode_length=self.age)
+            episode_reward=self.episode_reward, episode_length=self.age, assets=assets)
         self._reset_where(done)
         return step
 
@@ -342,6 +364,14 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
             start = self.sample_start_days()
         rows = mask[:, None]
         self.day = torch.where(mask, start, self.day)
+        if self._tradeable is not None and self.mode == "train":
+            # A uniform draw without replacement among the tickers trading through each
+            # new episode: the n largest of uniform scores, non-trading ones scored -1.
+            scores = torch.rand((self.num_envs, self._tradeable.shape[1]),
+                                generator=self.generator, device=self.device)
+            scores = torch.where(self._tradeable[start], scores, -1.0)
+            drawn = scores.topk(self.n_assets, dim=1).indices
+            self.assets = torch.where(rows, drawn, self.assets)
         self.age = torch.where(mask, 0, self.age)
         self.weights = torch.where(rows, self._cash, self.weights)
         self.benchmark_weights = torch.where(rows, self._cash, self.benchmark_weights)
@@ -365,10 +395,13 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> bool:
         """Restore :meth:`state_dict`; returns ``False`` (and changes nothing) when it was
         saved for another number of environments or assets."""
-        if set(state) != {*STATE_FIELDS, "generator"} or \
+        expected = {*STATE_FIELDS, "generator"}
+        if not expected - OPTIONAL_STATE_FIELDS <= set(state) <= expected or \
                 tuple(state["weights"].shape) != tuple(self.weights.shape):
             return False
         for name in STATE_FIELDS:
+            if name not in state:
+                continue
             current = getattr(self, name)
             setattr(self, name, state[name].to(device=self.device, dtype=current.dtype))
         self.generator.set_state(state["generator"])
@@ -381,6 +414,7 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
 
         f64 = torch.float64
         self.day = tensor(env._day, torch.int64)
+        self.assets = tensor(env.assets, torch.int64)
         self.age = tensor(env._age, torch.int64)
         self.weights = tensor(env._weights, f64)
         self.benchmark_weights = tensor(env._benchmark_weights, f64)
@@ -426,7 +460,8 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
         else:
             infos = [{} for _ in range(self.num_envs)]
         if dones.any():
-            terminal = self.observe(step.day + 1, step.next_weights).cpu().numpy()
+            terminal = self.observe(step.day + 1, step.next_weights,
+                                    step.assets).cpu().numpy()
             self._finish(step, np.flatnonzero(dones), terminal, infos)
         return obs, step.reward.cpu().numpy(), dones, infos
 
