@@ -22,6 +22,12 @@ HINT = ("use the cache (run 'ploutos data fetch' where Yahoo is reachable), "
         "'--source csv --data-dir DIR', or '--source synthetic'")
 
 
+def yahoo_symbol(ticker: str) -> str:
+    """Yahoo's symbol of a ticker: share classes take a dash there (``BRK_B`` → ``BRK-B``),
+    where file names, the CSV source and stage files use an underscore."""
+    return ticker.replace("_", "-")
+
+
 def download(ticker: str, start: dt.date | None, end: dt.date | None,
              interval: str) -> pd.DataFrame:
     """Download one ticker from Yahoo (the only network call of this module).
@@ -106,13 +112,14 @@ class YFinanceSource(DataSource):
     def _download_with_retry(self, ticker: str, request: DataRequest) -> pd.DataFrame:
         delay = self.backoff
         problems: list[str] = []
+        symbol = yahoo_symbol(ticker)
         for attempt in range(1, self.attempts + 1):
             try:
-                frame = self.downloader(ticker, request.start, request.end, request.interval)
+                frame = self.downloader(symbol, request.start, request.end, request.interval)
             except Exception as exc:  # yfinance raises many network and parsing errors
                 problem = f"{type(exc).__name__}: {exc}"
             else:
-                frame = flatten_columns(frame, ticker)
+                frame = flatten_columns(frame, symbol)
                 if len(frame) > 0:
                     frame.index.name = "date"
                     return frame[[c for c in frame.columns

@@ -3,6 +3,7 @@ relative gates and the volatility-targeted baseline."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -246,3 +247,26 @@ def test_builtin_stages_hold_their_benchmark_until_the_data_pay_for_a_tilt(
             _, rewards, _, infos = env.step(np.zeros((4, n_assets + 1), dtype=np.float32))
             np.testing.assert_array_equal(rewards, 0.0)
         np.testing.assert_allclose(infos[0]["weights"][:-1], 1 / n_assets, rtol=0.05)
+
+
+def test_builtin_stages_are_the_configuration_chosen_in_docs_agent_quality() -> None:
+    """The built-in curriculum is bench/agent_quality.toml's measured configuration
+    ``tilt_rel_smooth_encoder_universe`` field for field (docs/agent-quality.md, round 3),
+    and its universe is the stock pool of the sub-universe verdict."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("agent_quality",
+                                                  root / "bench" / "agent_quality.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    chosen = bench.stage_tables("tilt_rel_smooth_encoder_universe")
+    shipped = bench.stage_tables("shipped")
+    for measured, builtin in zip(chosen, shipped, strict=True):
+        measured.update(name=builtin["name"], curriculum=builtin["curriculum"])
+        assert measured == builtin
+    pool = [line.strip() for line in (root / "bench" / "stock_pool.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert shipped[-1]["universe"]["tickers"] == pool
+    assert shipped[-1]["transfer"]["parameters"] == ["encoder", "context"]

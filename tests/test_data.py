@@ -209,6 +209,22 @@ def test_yfinance_source_with_recorded_frame_and_cache(tmp_path: Path) -> None:
     assert len(calls) == 2
 
 
+
+def test_yfinance_asks_yahoo_for_share_classes_with_a_dash(tmp_path: Path) -> None:
+    """``BRK_B`` (the CSV files' and stage files' name) is ``BRK-B`` at Yahoo; the panel
+    and the cache keep the project's name."""
+    replay, calls = recorded_download()
+
+    def download(ticker, start, end, interval):  # type: ignore[no-untyped-def]
+        frame = replay(ticker, start, end, interval)
+        return frame.rename(columns={"SPY": ticker}, level=1)
+
+    source = YFinanceSource(downloader=download, sleep=lambda s: None)
+    panel = load_panel(source, DataRequest(tickers=("BRK_B",), cache_dir=tmp_path))
+    assert [call[0] for call in calls] == ["BRK-B"]
+    assert panel.tickers == ("BRK_B",) and panel.n_days == 21
+    assert [e.ticker for e in ParquetCache(tmp_path).entries()] == ["BRK_B"]
+
 def test_yfinance_empty_frame_is_an_error_with_hint(tmp_path: Path) -> None:
     calls = []
     sleeps: list[float] = []

@@ -62,6 +62,12 @@ def load_universe(source: DataSource, stage: StageSpec, options: DataOptions) ->
         except NoDataInRange:
             skipped.append((ticker, "no prices before the end of the train split"))
             continue
+        except DataError as exc:
+            raise DataError(
+                f"{stage.name}: [stage.universe] ticker {ticker!r}: {exc}; give the source "
+                f"every universe ticker, or train on a --stage-file copy of {stage.name} "
+                f"without [stage.universe]"
+            ) from exc
         last = panel.date(panel.n_days - 1)
         needed = stage.env.warmup_days + stage.env.window + stage.env.episode_length
         if first_train_day is not None and last < first_train_day:
