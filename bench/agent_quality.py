@@ -95,8 +95,28 @@ def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 SHIPPED = "shipped"
 
 
+#: what issue 11 changed in the built-in stages: every configuration but ``shipped``
+#: starts from the built-in stages with these at the stage schema's defaults (the first
+#: build's), so a configuration means the same whatever the stages ship today.
+ISSUE_11_ENV_FIELDS = ("action", "reward", "target_smoothing", "no_trade_band")
+ISSUE_11_TABLES = ("transfer", "universe")
+
+
+def base_table(stage: Any) -> dict[str, Any]:
+    """A built-in stage as a TOML table, without issue 11's choices."""
+    from ploutos_core.config.stage import EnvSettings, StageSpec, stage_to_dict
+
+    table = stage_to_dict(stage)
+    defaults = stage_to_dict(StageSpec(name="x", tickers=("X",), timesteps=1))
+    env = EnvSettings()
+    table["env"] = {**table["env"], **{f: getattr(env, f) for f in ISSUE_11_ENV_FIELDS}}
+    table.update({key: defaults[key] for key in ISSUE_11_TABLES})
+    return table
+
+
 def stage_tables(name: str) -> list[dict[str, Any]]:
-    """The built-in stages with configuration ``name``'s changes, as TOML tables."""
+    """The built-in stages with configuration ``name``'s changes, as TOML tables
+    (``shipped``: the built-in stages exactly as they are)."""
     from ploutos_core import get_plugin_manager
     from ploutos_core.config.stage import stage_to_dict
     from ploutos_core.pluginmanager.registry import Registry
@@ -105,7 +125,8 @@ def stage_tables(name: str) -> list[dict[str, Any]]:
     registry = Registry(get_plugin_manager())
     tables = []
     for stage in registry.curriculum("default"):
-        table = merge(stage_to_dict(stage), config.get("all", {}))
+        base = stage_to_dict(stage) if name == SHIPPED else base_table(stage)
+        table = merge(base, config.get("all", {}))
         table = merge(table, config.get(stage.name, {}))
         if name != SHIPPED:
             table.update(name=f"{stage.name}-{name}", curriculum=f"aq-{name}")

@@ -270,3 +270,9 @@ def test_builtin_stages_are_the_configuration_chosen_in_docs_agent_quality() -> 
             if line.strip() and not line.startswith("#")]
     assert shipped[-1]["universe"]["tickers"] == pool
     assert shipped[-1]["transfer"]["parameters"] == ["encoder", "context"]
+    # Every other configuration means what it meant when it ran, whatever the stages ship
+    # today: issue 11's settings start from the schema's defaults.
+    pen = bench.stage_tables("tilt_rel_pen")[-1]
+    assert pen["env"]["target_smoothing"] == 0.0 and pen["env"]["turnover_penalty"] == 0.002
+    assert pen["transfer"]["parameters"] == [] and pen["universe"]["tickers"] == []
+    assert bench.stage_tables("first_build")[0]["env"]["action"] == "softmax"
