@@ -144,3 +144,36 @@ def test_partial_transfer_copies_only_the_named_tensors(tmp_path) -> None:  # ty
         assert torch.equal(value, expected), key
     with pytest.raises(ModelError, match="match no tensor"):
         receiver.transfer_from(path, only=("decoder",))
+
+
+def test_partial_transfer_applies_between_stages_and_a_stage_continues_its_own_model(
+        run_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """[stage.transfer] decides what passes from another stage's model; a model of the same
+    stage (fine-tuning, walk-forward folds, retrain) is continued whole."""
+    from ploutos_core.config.stage import TransferSettings, stage_to_toml
+    from tests.conftest import make_tiny_stage
+
+    partial = TransferSettings(parameters=("encoder", "context"))
+    first = make_tiny_stage("first", order=1)
+    second = make_tiny_stage("second", order=2, transfer=partial)
+    files = []
+    for stage in (first, second):
+        files += ["--stage-file", str(tmp_path / f"{stage.name}.toml")]
+        (tmp_path / f"{stage.name}.toml").write_text(stage_to_toml(stage))
+    common = [*files, "--source", "synthetic", "--no-progress", "--ignore-gates"]
+    result = run_cli("run", "stage", "first", "--out", str(tmp_path / "a"), *common)
+    assert result.code == 0, result.err
+    result = run_cli("run", "stage", "second", "--load-model",
+                     str(tmp_path / "a" / "models" / "first_final"),
+                     "--out", str(tmp_path / "b"), *common)
+    assert result.code == 0, result.err
+    copied = [line for line in result.out.splitlines() if line.startswith("transferred ")]
+    assert len(copied) == 1 and not copied[0].startswith("transferred 18/18"), copied
+    result = run_cli("run", "stage", "second", "--load-model",
+                     str(tmp_path / "b" / "models" / "second_final"),
+                     "--out", str(tmp_path / "c"), *common)
+    assert result.code == 0, result.err
+    copied = [line for line in result.out.splitlines() if line.startswith("transferred ")]
+    total = copied[0].split()[1].split("/")[1]
+    assert copied == [f"transferred {total}/{total} tensors from "
+                      f"{tmp_path / 'b' / 'models' / 'second_final.zip'}"], copied

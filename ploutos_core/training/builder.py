@@ -163,8 +163,10 @@ def build_agent(ctx: StageContext, env: VecEnv, hyperparameters: Hyperparameters
     agent = ctx.algorithm.build(env, setup)
     if start_from is None:
         return agent
-    only = ctx.stage.transfer.parameters
     metadata = read_metadata(start_from)
+    # [stage.transfer] chooses what passes between stages; a model of this very stage (a
+    # walk-forward fold's predecessor, `retrain`, fine-tuning) is continued whole.
+    only = () if metadata.get("stage") == ctx.stage.name else ctx.stage.transfer.parameters
     mismatch = action_mismatch(start_from, metadata, ctx.stage.env, ctx.stage.name)
     if mismatch:  # fine-tuning under a new action map is allowed; it starts off wrong
         warnings.warn(f"{mismatch}; the transferred policy starts from other decisions "
