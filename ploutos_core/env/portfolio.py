@@ -99,6 +99,26 @@ def sampling_start_days(market: MarketArrays, days: NDArray[np.int64],
     return days
 
 
+def request_arguments(request: EnvRequest) -> tuple[MarketArrays, dict[str, Any]]:
+    """The market and the other constructor arguments of the environment an
+    :class:`EnvRequest` describes: its universe, each episode sampling the stage's number
+    of tickers, or the stage's own tickers over the split.
+
+    Shared by the NumPy and torch backends of the environment.
+    """
+    stage = request.stage
+    options: dict[str, Any] = {
+        "n_envs": request.n_envs, "settings": stage.env, "cost_rate": stage.transaction_cost,
+        "mode": request.mode, "seed": request.seed, "benchmark": stage.benchmark}
+    if request.universe is not None:
+        market = MarketArrays.from_universe(request.universe, stage.env,
+                                            stage.splits.get(request.split),
+                                            label=f"{request.split} split")
+        return market, {**options, "assets": len(stage.tickers)}
+    market = MarketArrays.for_split(request.panel, stage, request.split)
+    return market, {**options, "start_mask": request.start_mask}
+
+
 class PortfolioVecEnv(WholeBatchVecEnv):
     """A batch of long-only portfolio environments over one market.
 
@@ -123,17 +143,8 @@ class PortfolioVecEnv(WholeBatchVecEnv):
     @classmethod
     def from_request(cls, request: EnvRequest) -> PortfolioVecEnv:
         """The environment an :class:`EnvRequest` describes (the ``portfolio`` builder)."""
-        stage = request.stage
-        if request.universe is not None:
-            market = MarketArrays.from_universe(
-                request.universe, stage.env, stage.splits.get(request.split),
-                label=f"{request.split} split")
-            return cls(market, request.n_envs, stage.env, stage.transaction_cost,
-                       mode=request.mode, seed=request.seed, benchmark=stage.benchmark,
-                       assets=len(stage.tickers))
-        market = MarketArrays.for_split(request.panel, stage, request.split)
-        return cls(market, request.n_envs, stage.env, stage.transaction_cost, mode=request.mode,
-                   seed=request.seed, start_mask=request.start_mask, benchmark=stage.benchmark)
+        market, options = request_arguments(request)
+        return cls(market, **options)
 
     def __init__(
         self,

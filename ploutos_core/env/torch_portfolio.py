@@ -51,6 +51,7 @@ from ploutos_core.env.portfolio import (
     TRADING_DAYS,
     PortfolioVecEnv,
     episode_start_days,
+    request_arguments,
     sampling_start_days,
     tradeable_windows,
 )
@@ -115,18 +116,8 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
     @classmethod
     def from_request(cls, request: EnvRequest) -> TorchPortfolioVecEnv:
         """The environment an :class:`EnvRequest` describes (the ``torch_portfolio`` builder)."""
-        stage = request.stage
-        if request.universe is not None:
-            universe = MarketArrays.from_universe(
-                request.universe, stage.env, stage.splits.get(request.split),
-                label=f"{request.split} split")
-            return cls(universe, request.n_envs, stage.env, stage.transaction_cost,
-                       mode=request.mode, seed=request.seed, benchmark=stage.benchmark,
-                       assets=len(stage.tickers), device=request.device)
-        market = MarketArrays.for_split(request.panel, stage, request.split)
-        return cls(market, request.n_envs, stage.env, stage.transaction_cost, mode=request.mode,
-                   seed=request.seed, start_mask=request.start_mask, benchmark=stage.benchmark,
-                   device=request.device)
+        market, options = request_arguments(request)
+        return cls(market, **options, device=request.device)
 
     @classmethod
     def from_numpy(cls, env: PortfolioVecEnv, device: str | torch.device = "cpu",
@@ -364,7 +355,7 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
             start = self.sample_start_days()
         rows = mask[:, None]
         self.day = torch.where(mask, start, self.day)
-        if self._tradeable is not None and self.mode == "train":
+        if self._tradeable is not None:  # sampling: a training env (backtests are refused)
             # A uniform draw without replacement among the tickers trading through each
             # new episode: the n largest of uniform scores, non-trading ones scored -1.
             scores = torch.rand((self.num_envs, self._tradeable.shape[1]),
