@@ -112,7 +112,9 @@ def _one_day_with_and_without(settings: EnvSettings, action: np.ndarray, seed: i
 
 
 @pytest.mark.parametrize("rule", [{}, {"no_trade_band": 0.03}, {"target_smoothing": 0.8},
-                                  {"no_trade_band": 0.02, "target_smoothing": 0.9}])
+                                  {"no_trade_band": 0.02, "target_smoothing": 0.9},
+                                  {"no_trade_band": 0.02, "target_smoothing": 0.9,
+                                   "exposure": "volatility_target"}])
 def test_relative_reward_of_the_benchmark_policy_is_zero_every_day(rule: dict) -> None:  # type: ignore[type-arg]
     settings = EnvSettings(action="tilt", reward="relative_log_return", episode_length=50,
                            **rule)

@@ -34,6 +34,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "relative_risk_aversion": {"action": "tilt", "reward": "relative_log_return",
                                "risk_aversion": 3.0},
     "differential_sharpe": {"reward": "differential_sharpe", "action_scale": 2.0},
+    "volatility_target_relative": {"action": "tilt", "exposure": "volatility_target",
+                                   "reward": "relative_log_return", "target_smoothing": 0.5,
+                                   "no_trade_band": 0.01, "deviation_penalty": 0.001},
 }
 
 

@@ -89,23 +89,28 @@ def test_universe_sampling_never_draws_a_ticker_missing_on_a_day(universe: Unive
     assert drawn == set(range(6))  # late and early-ending tickers are drawn too
 
 
+@pytest.mark.parametrize("exposure", ["full", "volatility_target"])
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_neutral_action_on_a_universe_earns_zero_relative_reward(universe: Universe,
-                                                                 backend: str) -> None:
+                                                                 backend: str,
+                                                                 exposure: str) -> None:
     market = MarketArrays.from_universe(universe, SETTINGS, TRAIN, label="train split")
-    env = BACKENDS[backend](market, 8, attrs.evolve(SETTINGS, target_smoothing=0.8), 0.001,
-                            seed=1, assets=4)
+    settings = attrs.evolve(SETTINGS, target_smoothing=0.8, exposure=exposure)
+    env = BACKENDS[backend](market, 8, settings, 0.001, seed=1, assets=4)
     env.reset()
     for _ in range(100):
         _, rewards, _, _ = env.step(np.zeros((8, 5), dtype=np.float32))
         np.testing.assert_array_equal(rewards, 0.0)
 
 
-def test_torch_env_steps_a_sub_universe_like_the_numpy_env(universe: Universe) -> None:
+@pytest.mark.parametrize("exposure", ["full", "volatility_target"])
+def test_torch_env_steps_a_sub_universe_like_the_numpy_env(universe: Universe,
+                                                           exposure: str) -> None:
     """Same tickers, days and actions (the torch env takes the NumPy env's state): equal
     observations and rewards until the first reset, and the terminal observation of a
     stored transition is rebuilt from its day, weights and assets."""
-    settings = attrs.evolve(SETTINGS, no_trade_band=0.02, target_smoothing=0.5)
+    settings = attrs.evolve(SETTINGS, no_trade_band=0.02, target_smoothing=0.5,
+                            exposure=exposure)
     market = MarketArrays.from_universe(universe, settings, TRAIN, label="train split")
     numpy_env = PortfolioVecEnv(market, 6, settings, 0.001, seed=2, assets=3)
     torch_env = TorchPortfolioVecEnv.from_numpy(numpy_env, "cpu", seed=2)

@@ -227,6 +227,13 @@ class EnvSettings:
         actions lie in ``[-1, 1]``, so 5 lets one asset reach more than 99 % of the portfolio.
     :param tilt_scale: ``tilt`` only: log-weight change per unit of asset action.
     :param max_cash: ``tilt`` only: the share of the portfolio a full cash action holds in cash.
+    :param exposure: ``full``: the policy's target is traded as it is.
+        ``volatility_target``: each day its assets are scaled by the exposure of the
+        ``volatility_targeted_equal_weight`` baseline over the environment's own assets
+        (trailing 252-day over 21-day realised volatility of their 1/N portfolio, at most
+        1), the rest held in cash; a zero ``tilt`` action then holds that baseline, and
+        ``relative_log_return`` and ``deviation_penalty`` measure against it. Applied
+        after ``target_smoothing`` and before ``no_trade_band``.
     :param no_trade_band: turnover rule: no trade at all when the turnover needed to reach
         the target is at most this (a fraction of the portfolio, e.g. 0.05).
     :param target_smoothing: turnover rule: the target traded to is an exponential moving
@@ -253,6 +260,7 @@ class EnvSettings:
     action_scale: float = attrs.field(default=5.0, validator=_positive)
     tilt_scale: float = attrs.field(default=1.0, validator=_positive)
     max_cash: float = attrs.field(default=1.0, validator=_fraction)
+    exposure: Literal["full", "volatility_target"] = "full"
     no_trade_band: float = attrs.field(default=0.0, validator=_fraction)
     target_smoothing: float = attrs.field(default=0.0, validator=_below_one)
     turnover_penalty: float = attrs.field(default=0.0, validator=_non_negative)

@@ -26,6 +26,12 @@ from ploutos_core.env.accounting import rebalance_and_hold
 from ploutos_core.env.actions import ActionMap, apply_turnover_rule, smooth_target
 from ploutos_core.env.base import EnvRequest
 from ploutos_core.env.batch import WholeBatchVecEnv
+from ploutos_core.env.exposure import (
+    equal_weight_daily_returns,
+    exposure_path,
+    scale_exposure,
+    volatility_target_exposure,
+)
 from ploutos_core.env.market import MarketArrays
 from ploutos_core.errors import DataError
 
@@ -178,6 +184,14 @@ class PortfolioVecEnv(WholeBatchVecEnv):
                                else settings.episode_length)
         self._tradeable = (tradeable_windows(market, self.episode_length)
                            if self.sampling else None)
+        self._exposure_by_day = (
+            volatility_target_exposure(equal_weight_daily_returns(market.growth),
+                                       np.arange(market.growth.shape[0]))
+            if settings.exposure == "volatility_target" and not self.sampling else None)
+        # A sampled sub-universe's exposure depends on its tickers: computed per episode.
+        self._episode_exposure = (np.ones((n_envs, self.episode_length))
+                                  if settings.exposure == "volatility_target" and self.sampling
+                                  else None)
         self.start_days = self._start_days(start_mask)
         self._rng = np.random.default_rng(seed)
         self._day = np.zeros(n_envs, dtype=np.int64)
@@ -219,23 +233,30 @@ class PortfolioVecEnv(WholeBatchVecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         """Rebalance, hold one day, compute rewards; reset finished environments."""
         settings = self.settings
+        day = self._day
         target = self.action_map.target_weights(self._actions)
         self._smoothed = smooth_target(self._smoothed, target, settings)
-        traded = apply_turnover_rule(self._weights, self._smoothed, settings)
-        day = self._day
+        neutral = np.broadcast_to(self.action_map.benchmark, self._weights.shape)
+        aimed = self._smoothed
+        exposure = self.exposure(day)
+        if exposure is not None:
+            aimed = scale_exposure(aimed, exposure)
+            neutral = scale_exposure(neutral, exposure)
+        traded = apply_turnover_rule(self._weights, aimed, settings)
         growth = self._growth(day)
         outcome = rebalance_and_hold(self._weights, traded, growth, self.cost_rate)
         log_growth = np.log(outcome.net_growth)
         if settings.reward == "differential_sharpe":
             reward = self._differential_sharpe(outcome.net_growth - 1.0)
         elif settings.reward == "relative_log_return":
-            reward = self._utility(outcome.net_growth) - self._benchmark_utility(growth)
+            reward = (self._utility(outcome.net_growth)
+                      - self._benchmark_utility(neutral, growth))
         else:
             reward = self._utility(outcome.net_growth)
         if settings.turnover_penalty:
             reward = reward - settings.turnover_penalty * outcome.turnover
         if settings.deviation_penalty:
-            active = np.abs(traded - self.action_map.benchmark).sum(axis=-1)
+            active = np.abs(traded - neutral).sum(axis=-1)
             reward = reward - settings.deviation_penalty * active
         self._weights = outcome.weights
         self._value *= outcome.net_growth
@@ -248,7 +269,7 @@ class PortfolioVecEnv(WholeBatchVecEnv):
         if self.mode == "backtest":
             infos = [{"net_return": float(outcome.net_growth[i] - 1.0),
                       "turnover": float(outcome.turnover[i]), "cost": float(outcome.cost[i]),
-                      "weights": traded[i].copy(), "target": self._smoothed[i].copy(),
+                      "weights": traded[i].copy(), "target": aimed[i].copy(),
                       "day": int(day[i])}
                      for i in range(self.num_envs)]
         else:
@@ -279,15 +300,25 @@ class PortfolioVecEnv(WholeBatchVecEnv):
             utility = utility - 0.5 * (gamma - 1.0) * (net_growth - 1.0) ** 2
         return utility
 
-    def _benchmark_utility(self, growth: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Step the benchmark portfolio of every environment; the utility of its day.
+    def exposure(self, day: NDArray[np.int64]) -> NDArray[np.float64] | None:
+        """``(n_envs,)`` share of each environment's target held in its assets on ``day``
+        under ``exposure = "volatility_target"`` (``None``: ``full``, nothing scaled)."""
+        if self._exposure_by_day is not None:
+            return self._exposure_by_day[day]
+        if self._episode_exposure is not None:
+            return self._episode_exposure[np.arange(self.num_envs), self._age]
+        return None
 
-        It follows the same turnover rule and costs as the agent (its smoothed target is
-        the benchmark itself), so an agent that holds the neutral action earns exactly
-        the benchmark: a relative reward of 0.
+    def _benchmark_utility(self, neutral: NDArray[np.float64], growth: NDArray[np.float64]
+                           ) -> NDArray[np.float64]:
+        """Step the benchmark portfolio of every environment toward ``neutral`` (what a
+        zero action aims at today); the utility of its day.
+
+        It follows the same turnover rule and costs as the agent (the smoothed target of
+        a zero action is the benchmark itself), so an agent that holds the neutral action
+        earns exactly the benchmark: a relative reward of 0.
         """
-        target = np.broadcast_to(self.action_map.benchmark, self._benchmark_weights.shape)
-        traded = apply_turnover_rule(self._benchmark_weights, target, self.settings)
+        traded = apply_turnover_rule(self._benchmark_weights, neutral, self.settings)
         outcome = rebalance_and_hold(self._benchmark_weights, traded, growth, self.cost_rate)
         self._benchmark_weights = outcome.weights
         return self._utility(outcome.net_growth)
@@ -322,6 +353,10 @@ class PortfolioVecEnv(WholeBatchVecEnv):
                     candidates = np.flatnonzero(self._tradeable[self._day[env]])
                     self._assets[env] = self._rng.choice(candidates, size=self.n_assets,
                                                          replace=False)
+                    if self._episode_exposure is not None:
+                        self._episode_exposure[env] = exposure_path(
+                            self.market.growth, int(self._day[env]), self.episode_length,
+                            self._assets[env])
         self._age[mask] = 0
         self._weights[mask] = 0.0
         self._weights[mask, -1] = 1.0

@@ -45,6 +45,12 @@ from ploutos_core.config.stage import EnvSettings
 from ploutos_core.env.actions import benchmark_weights
 from ploutos_core.env.base import EnvRequest
 from ploutos_core.env.batch import WholeBatchVecEnv
+from ploutos_core.env.exposure import (
+    VOL_TARGET_LOOKBACK,
+    VOL_TARGET_WINDOW,
+    equal_weight_daily_returns,
+    volatility_target_exposure,
+)
 from ploutos_core.env.market import MarketArrays
 from ploutos_core.env.portfolio import (
     DSR_ETA,
@@ -62,6 +68,38 @@ STATE_FIELDS = ("day", "age", "weights", "benchmark_weights", "smoothed", "value
                 "assets")
 #: fields a checkpoint written before universes were sampled here may lack.
 OPTIONAL_STATE_FIELDS = frozenset({"assets"})
+
+
+def _trailing_exposure(windows: torch.Tensor) -> torch.Tensor:
+    """:func:`trailing_exposure` of a tensor (NaN: days before the data began)."""
+    recent = windows[..., -VOL_TARGET_WINDOW:]
+    present = ~torch.isnan(windows)
+    count = present.sum(dim=-1)
+    enough = ~torch.isnan(recent).any(dim=-1) & (count >= VOL_TARGET_LOOKBACK // 2)
+    vol = torch.where(enough[..., None], recent, 0.0).std(dim=-1)
+    values = torch.where(present, windows, 0.0)
+    mean = values.sum(dim=-1) / count.clamp_min(1)
+    spread = torch.where(present, values - mean[..., None], 0.0)
+    norm = (spread.pow(2).sum(dim=-1) / (count - 1).clamp_min(1)).sqrt()
+    exposure = torch.clamp(norm / vol.clamp_min(1e-300), max=1.0)
+    return torch.where(enough & (vol > 0), exposure, 1.0)
+
+
+def _scale_exposure(target: torch.Tensor, exposure: torch.Tensor) -> torch.Tensor:
+    """:func:`~ploutos_core.env.exposure.scale_exposure` of tensors."""
+    scale = exposure[:, None]
+    return torch.cat([target[:, :-1] * scale, 1.0 - scale * (1.0 - target[:, -1:])], dim=1)
+
+
+def _sampled_windows(growth: torch.Tensor, days: torch.Tensor,
+                          assets: torch.Tensor) -> torch.Tensor:
+    """:func:`sampled_windows` of tensors on the device."""
+    offsets = torch.arange(1 - VOL_TARGET_LOOKBACK, 1, device=days.device)
+    index = days[:, None] + offsets
+    rows = (index - 1).clamp_min(0)
+    returns = growth[rows[:, :, None], assets[:, None, :]].mean(dim=-1) - 1.0
+    return torch.where(index >= 1, returns, torch.nan)
+
 
 
 class TensorStep(NamedTuple):
@@ -187,6 +225,11 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
         self.benchmark = torch.as_tensor(benchmark_weights(benchmark, n_assets), dtype=f64,
                                          device=dev)
         self._log_base = torch.log(self.benchmark[:-1])
+        self._exposure_by_day: torch.Tensor | None = None
+        if settings.exposure == "volatility_target" and not self.sampling:
+            by_day = volatility_target_exposure(equal_weight_daily_returns(market.growth),
+                                                np.arange(market.growth.shape[0]))
+            self._exposure_by_day = torch.as_tensor(by_day, dtype=f64, device=dev)
         self._cash = torch.zeros(n_assets + 1, dtype=f64, device=dev)
         self._cash[-1] = 1.0
         self.generator = torch.Generator(device=dev)
@@ -271,9 +314,17 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
             utility = utility - 0.5 * (gamma - 1.0) * (net_growth - 1.0) ** 2
         return utility
 
-    def _benchmark_utility(self, growth: torch.Tensor) -> torch.Tensor:
-        target = self.benchmark.expand_as(self.benchmark_weights)
-        traded = self._turnover_rule(self.benchmark_weights, target)
+    def exposure(self, day: torch.Tensor) -> torch.Tensor | None:
+        """:meth:`PortfolioVecEnv.exposure <ploutos_core.env.portfolio.PortfolioVecEnv.exposure>`
+        on the device."""
+        if self._exposure_by_day is not None:
+            return self._exposure_by_day[day]
+        if self.settings.exposure == "full":
+            return None
+        return _trailing_exposure(_sampled_windows(self.growth, day, self.assets))
+
+    def _benchmark_utility(self, neutral: torch.Tensor, growth: torch.Tensor) -> torch.Tensor:
+        traded = self._turnover_rule(self.benchmark_weights, neutral)
         net_growth, self.benchmark_weights, _, _ = self._rebalance(self.benchmark_weights,
                                                                    traded, growth)
         return self._utility(net_growth)
@@ -297,26 +348,31 @@ class TorchPortfolioVecEnv(WholeBatchVecEnv):
         :param actions: ``(n_envs, n_assets + 1)`` on the device (clipped to ``[-1, 1]``).
         """
         settings = self.settings
+        day, assets = self.day, self.assets
         target = self.target_weights(actions)
         smoothing = settings.target_smoothing
         if smoothing > 0.0:
             target = smoothing * self.smoothed + (1.0 - smoothing) * target
         self.smoothed = target
+        neutral = self.benchmark.expand_as(target)
+        exposure = self.exposure(day)
+        if exposure is not None:
+            target = _scale_exposure(target, exposure)
+            neutral = _scale_exposure(neutral, exposure)
         traded = self._turnover_rule(self.weights, target)
-        day, assets = self.day, self.assets
         growth = (self.growth[day[:, None], assets] if self.sampling else self.growth[day])
         net_growth, weights, turnover, cost = self._rebalance(self.weights, traded, growth)
         log_growth = torch.log(net_growth)
         if settings.reward == "differential_sharpe":
             reward = self._differential_sharpe(net_growth - 1.0)
         elif settings.reward == "relative_log_return":
-            reward = self._utility(net_growth) - self._benchmark_utility(growth)
+            reward = self._utility(net_growth) - self._benchmark_utility(neutral, growth)
         else:
             reward = self._utility(net_growth)
         if settings.turnover_penalty:
             reward = reward - settings.turnover_penalty * turnover
         if settings.deviation_penalty:
-            active = (traded - self.benchmark).abs().sum(dim=-1)
+            active = (traded - neutral).abs().sum(dim=-1)
             reward = reward - settings.deviation_penalty * active
         self.weights = weights
         self.value = self.value * net_growth

@@ -14,6 +14,8 @@ from numpy.typing import NDArray
 from ploutos_core.agents.contract import Agent
 from ploutos_core.data.validation import as_date
 from ploutos_core.env.accounting import rebalance_and_hold
+from ploutos_core.env.exposure import equal_weight_daily_returns
+from ploutos_core.env.exposure import volatility_target_exposure as exposure_rule
 from ploutos_core.errors import PluginError
 from ploutos_core.evaluation.metrics import (
     PerformanceSummary,
@@ -133,11 +135,6 @@ def scheduled_backtest(env: Any, agent_for_row: Callable[[int], Agent], *,
                                 np.array(costs), risk_free_rate, weights=held)
 
 
-#: trailing windows of the volatility-targeted baseline: realised volatility, and its target.
-VOL_TARGET_WINDOW = 21
-VOL_TARGET_LOOKBACK = 252
-
-
 def volatility_target_exposure(close: NDArray[np.float64], days: NDArray[np.int64]
                                ) -> NDArray[np.float64]:
     """Share of the portfolio in 1/N on each decision day of the volatility-targeted baseline.
@@ -146,19 +143,12 @@ def volatility_target_exposure(close: NDArray[np.float64], days: NDArray[np.int6
     portfolio divided by its trailing 21-day volatility, capped at 1 (Moreira & Muir,
     2017): less invested when recent volatility is above its norm. Both use closes up
     to the decision day only; with too little history the baseline is fully invested.
+    The environment's ``exposure = "volatility_target"`` uses the same definition
+    (:mod:`ploutos_core.env.exposure`).
     """
-    daily = np.full(close.shape[0], np.nan)
-    daily[1:] = (close[1:] / close[:-1]).mean(axis=1) - 1.0
-    exposure = np.ones(len(days))
-    for i, day in enumerate(days):
-        recent = daily[max(1, day - VOL_TARGET_WINDOW + 1):day + 1]
-        norm = daily[max(1, day - VOL_TARGET_LOOKBACK + 1):day + 1]
-        if len(recent) < VOL_TARGET_WINDOW or len(norm) < VOL_TARGET_LOOKBACK // 2:
-            continue
-        vol = float(np.std(recent, ddof=1))
-        if vol > 0:
-            exposure[i] = min(1.0, float(np.std(norm, ddof=1)) / vol)
-    return exposure
+    growth = np.ones_like(close, dtype=np.float64)
+    growth[:-1] = close[1:] / close[:-1]
+    return exposure_rule(equal_weight_daily_returns(growth), days)
 
 
 def benchmark_name(tickers: tuple[str, ...]) -> str:
