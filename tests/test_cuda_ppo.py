@@ -27,7 +27,7 @@ from ploutos_core import (
 from ploutos_core.agents.device import check_device_memory, rollout_memory_bytes
 from ploutos_core.agents.model_files import read_metadata
 from ploutos_core.agents.torch_ppo import TorchPPOAgent, gaussian_log_prob
-from ploutos_core.config.stage import Hyperparameters
+from ploutos_core.config.stage import EnvSettings, Hyperparameters
 from ploutos_core.data.loading import load_panel
 from ploutos_core.env.portfolio import PortfolioVecEnv
 from ploutos_core.env.torch_portfolio import TorchPortfolioVecEnv
@@ -470,7 +470,12 @@ def test_a_universe_stage_trains_with_cuda_ppo(run_cli: Callable[..., CliResult]
                                                tmp_path: Path) -> None:
     from ploutos_core.config.stage import UniverseSettings, stage_to_toml
 
-    stage = make_tiny_stage("wide", ("AAA", "BBB"), universe=UniverseSettings(
+    # The built-in stages' kind of environment: tilt actions, the relative reward, the
+    # turnover rule and the volatility-targeted exposure (per sampled sub-universe).
+    env = EnvSettings(episode_length=64, window=4, action="tilt",
+                      reward="relative_log_return", target_smoothing=0.9, no_trade_band=0.02,
+                      exposure="volatility_target")
+    stage = make_tiny_stage("wide", ("AAA", "BBB"), env=env, universe=UniverseSettings(
         tickers=("P1", "P2", "P3"), fraction=0.5))
     path = tmp_path / "wide.toml"
     path.write_text(stage_to_toml(stage))

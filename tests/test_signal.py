@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,10 +66,31 @@ def backtest_days(model: Path, registry: Registry, out_dir: Path | None) -> pd.D
 @pytest.mark.parametrize("every", [pytest.param(1, marks=pytest.mark.slow), 7])
 def test_signal_equals_the_backtest_weights_on_every_day_of_a_validation_year(
         model: Path, trade_registry: Registry, tmp_path: Path, every: int) -> None:
-    agent_days = backtest_days(model, trade_registry, tmp_path)
-    written = pd.read_csv(tmp_path / "reports" / "trader" / "validation_daily.csv")
+    band_days, checked = signal_against_backtest(STAGE, model, trade_registry, tmp_path, every)
+    # The no-trade band held the drifted portfolio on some days: the replayed state matters.
+    assert 0 < band_days < checked
+
+
+def test_signal_equals_the_backtest_under_the_volatility_targeted_exposure(
+        tmp_path: Path) -> None:
+    stage = trading_stage("vt", env=attrs.evolve(STAGE.env, exposure="volatility_target"))
+    registry = Registry(trading_pm(stage))
+    model = save_probe_model(registry, stage, tmp_path / "models" / "vt.zip")
+    signal_against_backtest(stage, model, registry, tmp_path, every=21)
+    daily = pd.read_csv(tmp_path / "reports" / "vt" / "validation_daily.csv")
+    rule = daily[daily.strategy == "volatility_targeted_equal_weight"]
+    assert (rule.weight_cash > 0.05).any()  # the rule held cash on some days of the year
+
+
+def signal_against_backtest(stage: Any, model: Path, registry: Registry, out_dir: Path,
+                            every: int) -> tuple[int, int]:
+    """Check the signal of every ``every``-th validation day (and the last) against the
+    backtest's weights that day; return the days the band held the portfolio, and the
+    days checked."""
+    agent_days = backtest_days(model, registry, out_dir)
+    written = pd.read_csv(out_dir / "reports" / stage.name / "validation_daily.csv")
     written = written[written.strategy == "agent"].reset_index(drop=True)
-    panel = load_signal_panel(trade_registry, STAGE, DataOptions(source="synthetic"),
+    panel = load_signal_panel(registry, stage, DataOptions(source="synthetic"),
                               as_day(agent_days.date.iloc[-1]))
     # One loaded agent for every day: the replay, not the model file, is under test here;
     # test_signal_api_cli_and_ppo_agree_with_the_backtest goes through the files.
@@ -76,25 +98,25 @@ def test_signal_equals_the_backtest_weights_on_every_day_of_a_validation_year(
 
     def load(env: Any) -> Any:
         if not first_env:
-            first_env.append(load_for_evaluation(trade_registry, model, STAGE, env))
+            first_env.append(load_for_evaluation(registry, model, stage, env))
         return first_env[0]
 
-    expected, expected_csv = weights_of(agent_days), weights_of(written)
+    expected = weights_of(agent_days, stage.tickers)
+    expected_csv = weights_of(written, stage.tickers)
     band_days = checked = 0
     for index, day in enumerate(agent_days.date):
         if index % every and index != len(agent_days) - 1:
             continue
         checked += 1
         row = int(np.searchsorted(panel.dates, np.datetime64(as_day(day), "D")))
-        signal = compute_signal(trade_registry, STAGE, model, load,
+        signal = compute_signal(registry, stage, model, load,
                                 panel.slice_rows(0, row), requested=as_day(day))
         assert signal.as_of == as_day(day)
         assert np.array_equal(signal.weights, expected[index]), day
         np.testing.assert_allclose(signal.weights, expected_csv[index], rtol=1e-9, atol=1e-12)
         band_days += signal.model_turnover == 0.0
     assert len(agent_days) > 250 and checked >= len(agent_days) // every
-    # The no-trade band held the drifted portfolio on some days: the replayed state matters.
-    assert 0 < band_days < checked
+    return band_days, checked
 
 
 def test_signal_api_cli_and_ppo_agree_with_the_backtest(

@@ -180,3 +180,26 @@ def test_a_stage_trains_on_its_universe_then_its_tickers(run_cli: Any, tmp_path:
                                                             "buy_and_hold_BBB"]
     manifest = json.loads((out / "reports" / "run.json").read_text())
     assert manifest["stages"]["wide"]["num_timesteps"] >= 1024
+
+
+def test_a_later_stages_missing_data_fails_before_the_first_stage_trains(
+        run_cli: Any, tiny_stage_file: Any, tmp_path: Path) -> None:
+    """tiny2's universe names a ticker the CSV folder lacks: the run stops in one line
+    before tiny1 trains, and leaves no file behind."""
+    from tests.conftest import TINY_TOML
+    from tests.trading_helpers import write_csv_prices
+
+    data = write_csv_prices(tmp_path / "prices", ("AAA", "BBB", "CCC", "DDD"), "2014-12-31")
+    text = TINY_TOML.format(gate1=-100.0) + \
+        '[stage.universe]\ntickers = ["AAA", "BBB", "CCC", "DDD", "NOPE"]\n'
+    path = tmp_path / "tiny.toml"
+    path.write_text(text)
+    out = tmp_path / "run"
+    result = run_cli("run", "curriculum", "--curriculum", "tiny", "--stage-file", str(path),
+                     "--source", "csv", "--data-dir", str(data), "--out", str(out),
+                     "--no-progress")
+    assert result.code == 1
+    assert result.err.count("\n") == 1, result.err
+    assert "tiny2: [stage.universe] ticker 'NOPE'" in result.err
+    assert "tiny1: training" not in result.out and "training" not in result.out
+    assert not out.exists() or not any(out.rglob("*.zip"))

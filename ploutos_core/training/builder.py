@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -66,6 +67,23 @@ def training_split(ctx: StageContext) -> Split:
     if ctx.selects_models and ctx.stage.splits.selection is not None:
         return "fit"
     return "train"
+
+
+def check_stage_data(run: RunContext, stages: Sequence[StageSpec]) -> None:
+    """Load the prices of every stage of a run, and of its universe, before the first
+    one trains: a missing or corrupt file of a later stage then fails in seconds, not
+    after the earlier stages have trained. Each stage loads its data again when it starts
+    (and shows its warnings then).
+
+    :raises DataError: for missing or bad data of any stage.
+    """
+    source = run.registry.data_source(run.options.data.source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PloutosWarning)
+        for stage in stages:
+            load_stage_panel(source, stage, run.options.data, through="validation")
+            if stage.universe.enabled:
+                load_universe(source, stage, run.options.data)
 
 
 def prepare_stage(run: RunContext, stage: StageSpec, position: int = 1, *,

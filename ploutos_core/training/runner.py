@@ -31,6 +31,7 @@ from ploutos_core.tracking.session import logger_names
 from ploutos_core.training.builder import (
     build_agent,
     build_env,
+    check_stage_data,
     fit_to_budget,
     prepare_stage,
     resumed_hyperparameters,
@@ -87,6 +88,10 @@ class CurriculumRunner:
                 if moved is not None:
                     self.context.echo(f"--overwrite: moved the earlier outputs of "
                                       f"{', '.join(names)} to {moved}")
+            pending = [stage for stage in stages
+                       if not (options.resume and self.layout.final_model(stage.name).exists())]
+            if len(pending) > 1:
+                check_stage_data(self.context, pending)
             # The manifest is written with the first stage record, once data loaded: a run
             # that fails on bad input leaves no files behind.
             manifest = Manifest(self.layout.manifest(), self._run_record(stages))
