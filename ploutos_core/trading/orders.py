@@ -1,9 +1,10 @@
 """From target weights and an account's holdings to orders, under the stage's turnover rule.
 
-The environment trades its simulated portfolio to the smoothed target unless the
-turnover needed is inside ``no_trade_band`` (:func:`~ploutos_core.env.actions.apply_turnover_rule`).
-An account is treated alike: its weights at the as-of close are the "drifted"
-weights, the signal's smoothed target is the target, and the same rule decides
+The environment trades its simulated portfolio to the smoothed target (scaled by the
+stage's ``exposure`` rule) unless the turnover needed is inside ``no_trade_band``
+(:func:`~ploutos_core.env.actions.apply_turnover_rule`). An account is treated alike:
+its weights at the as-of close are the "drifted" weights, the signal's target is the
+target, and the same rule decides
 whether it trades and to what. Costs are reserved from the cash, so the orders
 never spend more than the account holds at the reference prices.
 """
