@@ -231,7 +231,8 @@ def verdict_record(model: Path, stage_files: list[Path], args: argparse.Namespac
     cache = model.with_suffix(".verdict.json")
     if cache.exists():
         cached: dict[str, Any] = json.loads(cache.read_text())
-        return cached
+        if "share_won_vs_vol_target" in cached:  # older caches lack the rule's column
+            return cached
     import ploutos
     from ploutos_core.cli.evaluate_cmd import parse_pool
 
@@ -334,6 +335,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         summary["verdict_median_difference"] = spread(
             [r["verdict"]["median_difference"] for r in records])
         summary["verdict_share_won"] = spread([r["verdict"]["share_won"] for r in records])
+        summary["verdict_vs_rule_median_difference"] = spread(
+            [r["verdict"]["median_difference_vs_vol_target"] for r in records])
+        summary["verdict_vs_rule_share_won"] = spread(
+            [r["verdict"]["share_won_vs_vol_target"] for r in records])
     if "scratch" in records[0]:
         last = stages[-1]
         diffs = [r["stages"][last]["sharpe"] - r["scratch"]["sharpe"] for r in records]
@@ -343,6 +348,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
             [r["scratch"]["verdict"]["median_difference"] for r in records])
         summary["scratch_verdict_share_won"] = spread(
             [r["scratch"]["verdict"]["share_won"] for r in records])
+        summary["scratch_verdict_vs_rule_median_difference"] = spread(
+            [r["scratch"]["verdict"]["median_difference_vs_vol_target"] for r in records])
+        summary["scratch_verdict_vs_rule_share_won"] = spread(
+            [r["scratch"]["verdict"]["share_won_vs_vol_target"] for r in records])
     return summary
 
 
@@ -359,8 +368,12 @@ def print_verdict(data: dict[str, Any], key: str, label: str) -> None:
     summary = data["summary"]
     if f"{key}_share_won" not in summary:
         return
+    rule = ""  # against the volatility-targeted 1/N, where the result has it
+    if f"{key}_vs_rule_share_won" in summary:
+        rule = (f"Sharpe − it {fmt(summary[f'{key}_vs_rule_median_difference'])}, won "
+                f"{fmt(summary[f'{key}_vs_rule_share_won'], pct=True)}")
     print(f"| {data.get('label', data['config'])} | {data['scale']} | {label} | "
-          f"Sharpe − 1/N {fmt(summary[f'{key}_median_difference'])} | | | | | | | "
+          f"Sharpe − 1/N {fmt(summary[f'{key}_median_difference'])} | | | {rule} | | | | "
           f"sets won {fmt(summary[f'{key}_share_won'], pct=True)} |")
 
 

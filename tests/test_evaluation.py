@@ -192,6 +192,15 @@ def test_sub_universe_verdict_compares_with_1_over_n_on_every_set(run_cli, train
         assert entry["difference"] == pytest.approx(entry["sharpe"] - entry["benchmark_sharpe"])
     won = sum(entry["difference"] > 0 for entry in verdict["sets"]) / 4
     assert verdict["summary"]["share_won"] == won
+    # Beside the timing rule too: the volatility-targeted 1/N of each set.
+    assert "against the volatility-targeted 1/N median" in result.out
+    for entry in verdict["sets"]:
+        assert np.isfinite(entry["vol_target_sharpe"])
+        assert entry["vol_target_sharpe"] != entry["benchmark_sharpe"]
+        assert entry["difference_vs_vol_target"] == pytest.approx(
+            entry["sharpe"] - entry["vol_target_sharpe"])
+    won_rule = sum(entry["difference_vs_vol_target"] > 0 for entry in verdict["sets"]) / 4
+    assert verdict["summary"]["share_won_vs_vol_target"] == won_rule
     again = run_cli("evaluate", str(out / "models" / "tiny2_final"), "--stage-file",
                     str(stage_file), "--source", "synthetic", "--out", str(tmp_path / "again"),
                     "--sets", "4", "--pool", "AAA,BBB,CCC,DDD,EEE", "--sets-seed", "3")

@@ -244,6 +244,16 @@ class EvaluationResult:
         name = benchmark_name(self.tickers)
         return next(b for b in self.baselines if b.name == name)
 
+    def baseline(self, name: str) -> Backtest:
+        """The baseline called ``name`` (e.g. ``volatility_targeted_equal_weight``).
+
+        :raises KeyError: when the report has no such baseline.
+        """
+        for backtest in self.baselines:
+            if backtest.name == name:
+                return backtest
+        raise KeyError(f"no baseline {name!r}; have {[b.name for b in self.baselines]}")
+
     @property
     def sharpe_vs_best_baseline(self) -> float:
         """Agent Sharpe minus the best baseline's."""

@@ -43,17 +43,25 @@ class SetResult:
     :param sharpe: the agent's Sharpe ratio.
     :param benchmark_sharpe: 1/N rebalanced's on the same days and costs.
     :param turnover: the agent's mean daily turnover.
+    :param vol_target_sharpe: the volatility-targeted 1/N's (the timing rule an agent must
+        beat before it may claim to have learned timing).
     """
 
     tickers: tuple[str, ...]
     sharpe: float
     benchmark_sharpe: float
     turnover: float
+    vol_target_sharpe: float = math.nan
 
     @property
     def difference(self) -> float:
         """Agent Sharpe minus the benchmark's."""
         return self.sharpe - self.benchmark_sharpe
+
+    @property
+    def difference_vs_vol_target(self) -> float:
+        """Agent Sharpe minus the volatility-targeted 1/N's."""
+        return self.sharpe - self.vol_target_sharpe
 
 
 @attrs.frozen
@@ -81,6 +89,16 @@ class UniverseVerdict:
         """Share of sets where the agent's Sharpe is above 1/N's."""
         return float(np.mean([d > 0 for d in self.differences]))
 
+    @property
+    def differences_vs_vol_target(self) -> list[float]:
+        """Agent Sharpe minus the volatility-targeted 1/N's, per set."""
+        return [s.difference_vs_vol_target for s in self.sets]
+
+    @property
+    def share_won_vs_vol_target(self) -> float:
+        """Share of sets where the agent's Sharpe is above the volatility-targeted 1/N's."""
+        return float(np.mean([d > 0 for d in self.differences_vs_vol_target]))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready verdict with its summary."""
         diffs = np.array(self.differences)
@@ -90,9 +108,14 @@ class UniverseVerdict:
                         "q1": float(np.quantile(diffs, 0.25)),
                         "q3": float(np.quantile(diffs, 0.75)),
                         "min": float(diffs.min()), "max": float(diffs.max()),
-                        "share_won": self.share_won},
+                        "share_won": self.share_won,
+                        "median_difference_vs_vol_target": float(
+                            np.median(self.differences_vs_vol_target)),
+                        "share_won_vs_vol_target": self.share_won_vs_vol_target},
             "sets": [{**attrs.asdict(s), "tickers": list(s.tickers),
-                      "difference": s.difference} for s in self.sets],
+                      "difference": s.difference,
+                      "difference_vs_vol_target": s.difference_vs_vol_target}
+                     for s in self.sets],
         }
 
     def describe(self) -> str:
@@ -103,7 +126,10 @@ class UniverseVerdict:
                 f"{len(self.pool)}: agent Sharpe − 1/N rebalanced median "
                 f"{summary['median_difference']:+.2f} (IQR {summary['q1']:+.2f}…"
                 f"{summary['q3']:+.2f}, range {summary['min']:+.2f}…{summary['max']:+.2f}); "
-                f"agent ahead in {won}/{len(self.sets)} sets ({self.share_won:.0%})")
+                f"agent ahead in {won}/{len(self.sets)} sets ({self.share_won:.0%}); against "
+                f"the volatility-targeted 1/N median "
+                f"{summary['median_difference_vs_vol_target']:+.2f}, ahead in "
+                f"{sum(d > 0 for d in self.differences_vs_vol_target)}/{len(self.sets)}")
 
 
 def set_stage(stage: StageSpec, tickers: tuple[str, ...], split: Split) -> StageSpec:
@@ -184,6 +210,8 @@ def evaluate_universes(load_agent: Callable[[Any], Agent], registry: Registry,
                                                   model="universe verdict", env=env)
         results.append(SetResult(tickers=tickers, sharpe=result.agent.summary.sharpe,
                                  benchmark_sharpe=result.benchmark.summary.sharpe,
-                                 turnover=result.agent.average_turnover))
+                                 turnover=result.agent.average_turnover,
+                                 vol_target_sharpe=result.baseline(
+                                     "volatility_targeted_equal_weight").summary.sharpe))
     return UniverseVerdict(stage=stage.name, split=split, pool=tuple(eligible),
                            sets=tuple(results))
