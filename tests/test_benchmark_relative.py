@@ -253,7 +253,8 @@ def test_builtin_stages_hold_their_benchmark_until_the_data_pay_for_a_tilt(
 
 def test_builtin_stages_are_the_configuration_chosen_in_docs_agent_quality() -> None:
     """The built-in curriculum is bench/agent_quality.toml's measured configuration
-    ``tilt_rel_smooth_encoder_universe`` field for field (docs/agent-quality.md, round 3),
+    ``tilt_rel_smooth_encoder_universe_vt`` field for field (docs/agent-quality.md, rounds
+    3 and 6),
     and its universe is the stock pool of the sub-universe verdict."""
     import importlib.util
 
@@ -263,7 +264,7 @@ def test_builtin_stages_are_the_configuration_chosen_in_docs_agent_quality() -> 
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    chosen = bench.stage_tables("tilt_rel_smooth_encoder_universe")
+    chosen = bench.stage_tables("tilt_rel_smooth_encoder_universe_vt")
     shipped = bench.stage_tables("shipped")
     for measured, builtin in zip(chosen, shipped, strict=True):
         measured.update(name=builtin["name"], curriculum=builtin["curriculum"])
@@ -272,6 +273,7 @@ def test_builtin_stages_are_the_configuration_chosen_in_docs_agent_quality() -> 
             if line.strip() and not line.startswith("#")]
     assert shipped[-1]["universe"]["tickers"] == pool
     assert shipped[-1]["transfer"]["parameters"] == ["encoder", "context"]
+    assert all(stage["env"]["exposure"] == "volatility_target" for stage in shipped)
     # Every other configuration means what it meant when it ran, whatever the stages ship
     # today: issue 11's settings start from the schema's defaults.
     pen = bench.stage_tables("tilt_rel_pen")[-1]
