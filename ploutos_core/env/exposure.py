@@ -54,16 +54,14 @@ def volatility_target_exposure(daily: NDArray[np.float64], days: NDArray[np.int6
 def exposure_path(growth: NDArray[np.float64], first_day: int, n_days: int,
                   assets: NDArray[np.int64]) -> NDArray[np.float64]:
     """``(n_days,)`` exposure on the days ``first_day…first_day + n_days − 1`` of the 1/N
-    portfolio of ``assets`` (a universe environment's sampled tickers, for one episode).
+    portfolio of ``assets`` (a universe environment's sampled tickers, for one episode;
+    days past the market's end, never reached, repeat its last day).
 
     :param growth: ``(n_market_days, n_pool)`` price growth of the market.
     :param assets: market columns.
     """
-    index = first_day + np.arange(1 - VOL_TARGET_LOOKBACK, n_days)  # days whose return…
-    rows = np.clip(index - 1, 0, growth.shape[0] - 1)  # …is the growth of the day before
-    daily = np.where(index >= 1, growth[rows][:, assets].mean(axis=1) - 1.0, np.nan)
-    return trailing_exposure(np.lib.stride_tricks.sliding_window_view(daily,
-                                                                     VOL_TARGET_LOOKBACK))
+    days = np.minimum(first_day + np.arange(n_days), growth.shape[0] - 1)
+    return volatility_target_exposure(equal_weight_daily_returns(growth[:, assets]), days)
 
 
 def scale_exposure(target: NDArray[np.float64], exposure: NDArray[np.float64]
