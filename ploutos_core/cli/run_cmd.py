@@ -37,8 +37,8 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--checkpoint-freq", type=int,
                      help="Steps between checkpoints (default: a tenth of the stage)."),
         click.option("--eval-freq", type=int, default=0, show_default=True,
-                     help="Steps between validation evaluations; keeps models/<stage>/best.zip "
-                          "(0: off)."),
+                     help="Steps between evaluations on the selection window; keeps "
+                          "models/<stage>/best.zip (0: off)."),
         click.option("--auto-optimize", is_flag=True,
                      help="Tune learning_rate, n_steps and ent_coef per stage with Optuna first."),
         click.option("--tuner", default="optuna", show_default=True, help="Tuner plugin."),
