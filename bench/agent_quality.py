@@ -96,21 +96,23 @@ SHIPPED = "shipped"
 
 
 #: what issue 11 changed in the built-in stages: every configuration but ``shipped``
-#: starts from the built-in stages with these at the stage schema's defaults (the first
-#: build's), so a configuration means the same whatever the stages ship today.
-ISSUE_11_ENV_FIELDS = ("action", "reward", "target_smoothing", "no_trade_band")
-ISSUE_11_TABLES = ("transfer", "universe")
+#: starts from the built-in stages with these as they were before issue 11 — the whole
+#: ``env`` table at the stage schema's defaults, no ``transfer`` or ``universe``, and the
+#: seed's step budgets — so a configuration means the same whatever the stages ship today
+#: (round 6 shipped ``exposure``; a field the stages ship later must not leak into the
+#: configurations measured before it).
+ISSUE_11_TABLES = ("env", "transfer", "universe")
+FIRST_BUILD_TIMESTEPS = {"stage1": 3_000_000, "stage2": 5_000_000, "stage3": 10_000_000}
 
 
 def base_table(stage: Any) -> dict[str, Any]:
     """A built-in stage as a TOML table, without issue 11's choices."""
-    from ploutos_core.config.stage import EnvSettings, StageSpec, stage_to_dict
+    from ploutos_core.config.stage import StageSpec, stage_to_dict
 
     table = stage_to_dict(stage)
     defaults = stage_to_dict(StageSpec(name="x", tickers=("X",), timesteps=1))
-    env = EnvSettings()
-    table["env"] = {**table["env"], **{f: getattr(env, f) for f in ISSUE_11_ENV_FIELDS}}
     table.update({key: defaults[key] for key in ISSUE_11_TABLES})
+    table["timesteps"] = FIRST_BUILD_TIMESTEPS[stage.name]
     return table
 
 

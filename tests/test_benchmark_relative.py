@@ -251,19 +251,25 @@ def test_builtin_stages_hold_their_benchmark_until_the_data_pay_for_a_tilt(
         np.testing.assert_allclose(infos[0]["weights"][:-1], 1 / n_assets, rtol=0.05)
 
 
+def _agent_quality_bench() -> Any:
+    """bench/agent_quality.py, imported from its file (bench/ is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "agent_quality.py"
+    spec = importlib.util.spec_from_file_location("agent_quality", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
 def test_builtin_stages_are_the_configuration_chosen_in_docs_agent_quality() -> None:
     """The built-in curriculum is bench/agent_quality.toml's measured configuration
     ``tilt_rel_smooth_encoder_universe_vt`` field for field (docs/agent-quality.md, rounds
     3 and 6),
     and its universe is the stock pool of the sub-universe verdict."""
-    import importlib.util
-
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("agent_quality",
-                                                  root / "bench" / "agent_quality.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _agent_quality_bench()
     chosen = bench.stage_tables("tilt_rel_smooth_encoder_universe_vt")
     shipped = bench.stage_tables("shipped")
     for measured, builtin in zip(chosen, shipped, strict=True):
@@ -280,3 +286,35 @@ def test_builtin_stages_are_the_configuration_chosen_in_docs_agent_quality() -> 
     assert pen["env"]["target_smoothing"] == 0.0 and pen["env"]["turnover_penalty"] == 0.002
     assert pen["transfer"]["parameters"] == [] and pen["universe"]["tickers"] == []
     assert bench.stage_tables("first_build")[0]["env"]["action"] == "softmax"
+
+
+def test_every_measured_configuration_means_what_it_meant_when_it_ran() -> None:
+    """A configuration of bench/agent_quality.toml is the schema's environment, the seed's
+    step budgets, no transfer and no universe, plus exactly the changes it names: what the
+    built-in stages ship later (round 6's ``exposure``) must not leak into the
+    configurations measured before it, or re-running one would quietly measure another."""
+    import tomllib
+
+    bench = _agent_quality_bench()
+    configs = tomllib.loads(bench.CONFIGS.read_text())["config"]
+    from ploutos_core.config.stage import StageSpec, stage_to_dict
+
+    schema_env = stage_to_dict(StageSpec(name="x", tickers=("X",), timesteps=1))["env"]
+    for name, config in configs.items():
+        if name == bench.SHIPPED:
+            continue
+        for table in bench.stage_tables(name):
+            stage = table["name"].split("-")[0]
+            named = {**config.get("all", {}), **config.get(stage, {})}
+            named_env = {**config.get("all", {}).get("env", {}),
+                         **config.get(stage, {}).get("env", {})}
+            for field, default in schema_env.items():
+                expected = named_env.get(field, default)
+                assert table["env"][field] == expected, (name, stage, field)
+            budget = bench.FIRST_BUILD_TIMESTEPS[stage]
+            assert table["timesteps"] == named.get("timesteps", budget), (name, stage)
+            if "transfer" not in named:
+                assert table["transfer"]["parameters"] == [], (name, stage)
+            if "universe" not in named:
+                assert table["universe"]["tickers"] == [], (name, stage)
+    assert bench.stage_tables("tilt_rel_smooth")[0]["env"]["exposure"] == "full"
