@@ -3,6 +3,7 @@ relative gates and the volatility-targeted baseline."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from ploutos_core import Registry
-from ploutos_core.config.stage import EnvSettings, Gate
+from ploutos_core.config.stage import EnvSettings, Gate, StageSpec, stage_to_dict
 from ploutos_core.env.actions import (
     ActionMap,
     apply_turnover_rule,
@@ -293,12 +294,8 @@ def test_every_measured_configuration_means_what_it_meant_when_it_ran() -> None:
     step budgets, no transfer and no universe, plus exactly the changes it names: what the
     built-in stages ship later (round 6's ``exposure``) must not leak into the
     configurations measured before it, or re-running one would quietly measure another."""
-    import tomllib
-
     bench = _agent_quality_bench()
     configs = tomllib.loads(bench.CONFIGS.read_text())["config"]
-    from ploutos_core.config.stage import StageSpec, stage_to_dict
-
     schema_env = stage_to_dict(StageSpec(name="x", tickers=("X",), timesteps=1))["env"]
     for name, config in configs.items():
         if name == bench.SHIPPED:
