@@ -7,7 +7,9 @@ some settings changed. For each seed it runs, through the real CLI,
         --curriculum <config> --seed S --ignore-gates
 
 (and, with ``--scratch``, the last stage from scratch with the curriculum's total
-steps), then reads every stage's ``reports/<stage>/validation.json``. Per stage it
+steps; a configuration whose last stage is another's, ``scratch_from`` in the TOML,
+takes that one's scratch arm from its result file instead of training it again), then
+reads every stage's ``reports/<stage>/validation.json``. Per stage it
 reports the median and spread over seeds of the agent's validation Sharpe, max
 drawdown, daily turnover and costs paid, beside the benchmark (1/N rebalanced; SPY
 buy-and-hold for one asset), the volatility-targeted 1/N and the *untrained* policy
@@ -134,6 +136,57 @@ def stage_tables(name: str) -> list[dict[str, Any]]:
             table.update(name=f"{stage.name}-{name}", curriculum=f"aq-{name}")
         tables.append(table)
     return tables
+
+
+#: what names a stage table rather than what it trains
+NAMING_FIELDS = ("name", "curriculum", "description")
+
+
+def scratch_source(name: str) -> str | None:
+    """The configuration whose scratch arm configuration ``name`` shares
+    (``scratch_from`` in bench/agent_quality.toml), or None when it trains its own."""
+    source: str | None = tomllib.loads(CONFIGS.read_text())["config"][name].get("scratch_from")
+    return source
+
+
+def check_scratch_source(name: str) -> str | None:
+    """``scratch_source(name)``, after checking that its last stage trains exactly what
+    ``name``'s does: the scratch arm trains only the last stage, so it is then the same
+    training (same table, seed and total steps) and is taken from the source's results.
+
+    :raises ValueError: when the two last stages or total step budgets differ.
+    """
+    source = scratch_source(name)
+    if source is None:
+        return None
+    mine, theirs = stage_tables(name), stage_tables(source)
+
+    def training(table: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in table.items() if k not in NAMING_FIELDS}
+
+    if training(mine[-1]) != training(theirs[-1]):
+        raise ValueError(f"{name}: scratch_from = {source!r}, but their last stages differ; "
+                         "train its own scratch arm")
+    if sum(t["timesteps"] for t in mine) != sum(t["timesteps"] for t in theirs):
+        raise ValueError(f"{name}: scratch_from = {source!r}, but their curricula have "
+                         "different total steps, so their scratch arms train different "
+                         "budgets; train its own scratch arm")
+    return source
+
+
+def borrowed_scratch(source: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Seed ``seed``'s scratch arm from configuration ``source``'s result file (same
+    seeds option and scale), marked with where it came from.
+
+    :raises RuntimeError: when that file or its scratch arm for ``seed`` is missing.
+    """
+    path = RESULTS / f"{label(args, source)}-x{args.scale:g}.json"
+    runs = json.loads(path.read_text())["runs"] if path.exists() else []
+    for record in runs:
+        if record["seed"] == seed and "scratch" in record:
+            return {**record["scratch"], "from": source}
+    raise RuntimeError(f"no scratch arm for seed {seed} in {path}: run "
+                       f"--config {source} --scratch first")
 
 
 def write_stage_file(name: str, path: Path) -> list[dict[str, Any]]:
@@ -274,7 +327,8 @@ def run_seed(name: str, seed: int, args: argparse.Namespace, tables: list[dict[s
                        "--scale", str(args.scale), "--out", str(out / "curriculum"), *common],
                       out / "curriculum.log")
         (out / "curriculum_seconds").write_text(f"{seconds:.1f}")
-    if args.scratch and not (args.reuse and (out / "scratch_seconds").exists()):
+    borrowed = scratch_source(name) is not None  # its scratch arm is another config's
+    if args.scratch and not borrowed and not (args.reuse and (out / "scratch_seconds").exists()):
         last = tables[-1]
         total = sum(t["timesteps"] for t in tables)
         scale = args.scale * total / last["timesteps"]
@@ -305,7 +359,10 @@ def collect_seed(name: str, seed: int, args: argparse.Namespace,
     record["verdict"] = verdict_record(out / "curriculum" / "models" / f"{last}_final.zip",
                                        [] if name == SHIPPED else [stage_file], args)
     scratch = out / "scratch" / "reports" / tables[-1]["name"]
-    if (scratch / "validation.json").exists():
+    source = scratch_source(name)
+    if source is not None and args.scratch:
+        record["scratch"] = borrowed_scratch(source, seed, args)
+    elif (scratch / "validation.json").exists():
         scratch_model = out / "scratch" / "models" / f"{last}_final.zip"
         record["scratch"] = {**stage_record(scratch), "seconds": seconds("scratch"),
                              "verdict": verdict_record(
@@ -401,8 +458,10 @@ def print_table() -> None:
         print_verdict(data, "verdict", "stage3 on 20 stock sets")
         if "curriculum_minus_scratch" in data["summary"]:
             diff = data["summary"]["curriculum_minus_scratch"]
-            print(f"| {data.get('label', data['config'])} | {data['scale']} | "
-                  "curriculum − scratch | "
+            source = data["runs"][0]["scratch"].get("from")
+            arm = f"curriculum − scratch (scratch arm: {source}'s)" if source else \
+                "curriculum − scratch"
+            print(f"| {data.get('label', data['config'])} | {data['scale']} | {arm} | "
                   f"{fmt(diff)} | | | | | | | "
                   f"{sum(v > 0 for v in diff['values'])}/{len(diff['values'])} |")
         print_verdict(data, "scratch_verdict", "scratch stage3 on 20 stock sets")
@@ -416,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     seeds = [int(s) for s in args.seeds.split(",")]
     configs = tomllib.loads(CONFIGS.read_text())["config"]
+    for name in args.config:
+        check_scratch_source(name)  # before any training
     files = {name: args.work / name / "stages.toml" for name in args.config}
     tables = {name: write_stage_file(name, path)[:args.stages] for name, path in files.items()}
     jobs = [(name, seed) for name in args.config for seed in seeds]

@@ -315,3 +315,67 @@ def test_every_measured_configuration_means_what_it_meant_when_it_ran() -> None:
             if "universe" not in named:
                 assert table["universe"]["tickers"] == [], (name, stage)
     assert bench.stage_tables("tilt_rel_smooth")[0]["env"]["exposure"] == "full"
+
+
+def test_a_borrowed_scratch_arm_is_the_same_training() -> None:
+    """A configuration with ``scratch_from`` trains exactly its source's last stage and
+    total steps, so the source's scratch arm is its own (round 11 takes round 10's)."""
+    bench = _agent_quality_bench()
+    configs = tomllib.loads(bench.CONFIGS.read_text())["config"]
+    borrowing = [name for name, config in configs.items() if "scratch_from" in config]
+    assert "tilt_rel_smooth_encoder_universe_vt_1m1m16m_dev_slow_etfs" in borrowing
+    for name in borrowing:
+        assert bench.check_scratch_source(name) == configs[name]["scratch_from"]
+
+
+def _bench_with_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> Any:
+    bench = _agent_quality_bench()
+    configs = tmp_path / "agent_quality.toml"
+    configs.write_text(text)
+    monkeypatch.setattr(bench, "CONFIGS", configs)
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "results")
+    return bench
+
+
+def test_a_scratch_arm_is_not_borrowed_from_a_different_last_stage(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _bench_with_configs(tmp_path, monkeypatch, """
+[config.source]
+all = { env = { action = "tilt" } }
+[config.same_stage3]
+scratch_from = "source"
+all = { env = { action = "tilt" } }
+stage1 = { timesteps = 2_000_000 }
+stage2 = { timesteps = 6_000_000 }
+[config.other_stage3]
+scratch_from = "source"
+all = { env = { action = "tilt" } }
+stage3 = { env = { no_trade_band = 0.05 } }
+[config.other_total]
+scratch_from = "source"
+all = { env = { action = "tilt" } }
+stage1 = { timesteps = 1_000_000 }
+""")
+    assert bench.check_scratch_source("same_stage3") == "source"
+    assert bench.check_scratch_source("source") is None
+    with pytest.raises(ValueError, match="last stages differ"):
+        bench.check_scratch_source("other_stage3")
+    with pytest.raises(ValueError, match="different total steps"):
+        bench.check_scratch_source("other_total")
+
+
+def test_a_borrowed_scratch_arm_is_read_from_the_source_results_and_marked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    bench = _bench_with_configs(tmp_path, monkeypatch, "[config.source]\n")
+    args = bench.parse_args(["--config", "source", "--seeds", "3,4,5"])
+    with pytest.raises(RuntimeError, match="--config source --scratch first"):
+        bench.borrowed_scratch("source", 4, args)
+    scratch = {"sharpe": 1.05, "verdict": {"share_won": 0.9}}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "source-seeds3,4,5-x1.json").write_text(json.dumps(
+        {"runs": [{"seed": 3, "stages": {}}, {"seed": 4, "stages": {}, "scratch": scratch}]}))
+    assert bench.borrowed_scratch("source", 4, args) == {**scratch, "from": "source"}
+    with pytest.raises(RuntimeError, match="no scratch arm for seed 3"):
+        bench.borrowed_scratch("source", 3, args)
