@@ -31,6 +31,7 @@ from ploutos_core.config.stage import EnvSettings, Hyperparameters
 from ploutos_core.data.loading import load_panel
 from ploutos_core.env.portfolio import PortfolioVecEnv
 from ploutos_core.env.torch_portfolio import TorchPortfolioVecEnv
+from ploutos_core.errors import ModelError
 from tests.conftest import CliResult, make_tiny_stage, rewrite_member
 
 HP = Hyperparameters(learning_rate=1e-3, n_steps=8, batch_size=16, n_epochs=2, hidden_size=8,
@@ -486,3 +487,22 @@ def test_a_universe_stage_trains_with_cuda_ppo(run_cli: Callable[..., CliResult]
     assert "on sub-universes of 3 tickers, then" in result.out
     assert read_metadata(tmp_path / "run" / "models" / "wide_final.zip")["algorithm"] == \
         "cuda_ppo"
+
+
+def test_frozen_tensors_stay_fixed_while_the_rest_learns(panel: Any) -> None:
+    """[stage.transfer] freeze_fraction: the named tensors keep their values (Adam skips a
+    tensor without a gradient), the others train, and unfreezing trains them again."""
+    agent = make_agent(make_env(panel))
+    before = weights_of(agent)
+    frozen = [k for k in before if k.startswith(("encoder.", "context."))]
+    assert agent.set_trainable(("encoder", "context"), False) == len(frozen) > 0
+    agent.learn(2 * ROLLOUT, Recorder())
+    during = weights_of(agent)
+    assert all(torch.equal(during[k], before[k]) for k in frozen)
+    assert any(not torch.equal(during[k], before[k]) for k in before if k not in frozen)
+    agent.set_trainable(("encoder", "context"), True)
+    agent.learn(4 * ROLLOUT, Recorder())
+    assert all(not torch.equal(weights_of(agent)[k], before[k]) for k in frozen
+               if k.endswith("weight"))
+    with pytest.raises(ModelError, match="match no tensor"):
+        agent.set_trainable(("decoder",), False)

@@ -146,6 +146,60 @@ def test_partial_transfer_copies_only_the_named_tensors(tmp_path) -> None:  # ty
         receiver.transfer_from(path, only=("decoder",))
 
 
+def test_frozen_transfer_keeps_the_copied_tensors_for_its_share_of_the_steps(
+        run_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """[stage.transfer] freeze_fraction: a stage that starts from another stage's model
+    trains its fresh tensors on top of the copied ones, which stay fixed for that share of
+    its steps (all of them at 1.0, none after at 0.5's second half); a model of the same
+    stage is continued whole and nothing is frozen."""
+    from ploutos_core.agents.sb3_agent import read_state_dict
+    from ploutos_core.config.stage import TransferSettings, stage_to_toml
+    from tests.conftest import make_tiny_stage
+
+    def weights(run: str, stage: str) -> dict[str, torch.Tensor]:
+        return read_state_dict(tmp_path / run / "models" / f"{stage}_final.zip")
+
+    first = make_tiny_stage("first", order=1)
+    files = ["--stage-file", str(tmp_path / "first.toml")]
+    (tmp_path / "first.toml").write_text(stage_to_toml(first))
+    for fraction in (1.0, 0.5):
+        transfer = TransferSettings(parameters=("encoder", "context"), freeze_fraction=fraction)
+        second = make_tiny_stage(f"second{int(fraction * 10)}", order=1 + len(files) // 2,
+                                 transfer=transfer)
+        (tmp_path / f"{second.name}.toml").write_text(stage_to_toml(second))
+        files += ["--stage-file", str(tmp_path / f"{second.name}.toml")]
+    common = [*files, "--source", "synthetic", "--no-progress", "--ignore-gates"]
+    assert run_cli("run", "stage", "first", "--out", str(tmp_path / "a"), *common).code == 0
+    start = weights("a", "first")
+    copied = [k for k in start if k.startswith(("encoder.", "context."))]
+    for stage, kept in (("second10", True), ("second5", False)):
+        result = run_cli("run", "stage", stage, "--load-model",
+                         str(tmp_path / "a" / "models" / "first_final"),
+                         "--out", str(tmp_path / stage), *common)
+        assert result.code == 0, result.err
+        assert f"{stage}: the transferred encoder, context stay fixed for the first" in result.out
+        after = weights(stage, stage)
+        assert all(torch.equal(after[k], start[k]) == kept for k in copied
+                   if k.endswith("weight")), stage
+    result = run_cli("run", "stage", "second10", "--load-model",
+                     str(tmp_path / "second10" / "models" / "second10_final"),
+                     "--out", str(tmp_path / "again"), *common)
+    assert result.code == 0, result.err
+    assert "stay fixed" not in result.out
+    continued, before = weights("again", "second10"), weights("second10", "second10")
+    assert not all(torch.equal(continued[k], before[k]) for k in copied)
+
+
+def test_freeze_fraction_needs_the_tensors_it_freezes() -> None:
+    from ploutos_core.config.stage import FieldValueError, TransferSettings
+
+    assert TransferSettings(parameters=("encoder",), freeze_fraction=0.25).freeze_fraction == 0.25
+    with pytest.raises(FieldValueError, match="needs parameters"):
+        TransferSettings(freeze_fraction=0.25)
+    with pytest.raises(FieldValueError, match=r"must be in \[0, 1\]"):
+        TransferSettings(parameters=("encoder",), freeze_fraction=1.5)
+
+
 def test_partial_transfer_applies_between_stages_and_a_stage_continues_its_own_model(
         run_cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """[stage.transfer] decides what passes from another stage's model; a model of the same

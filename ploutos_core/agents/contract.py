@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +124,15 @@ class Agent(abc.ABC):
         :raises ploutos_core.errors.ModelError: when the file is missing, corrupt or
             its tensors do not fit this policy.
         """
+
+    def set_trainable(self, prefixes: Sequence[str], trainable: bool) -> int:
+        """Let the optimiser update the policy tensors whose names start with one of
+        ``prefixes``, or keep them fixed (``[stage.transfer] freeze_fraction``); return how
+        many tensors matched.
+
+        :raises NotImplementedError: for agents that cannot (the default).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot freeze policy tensors")
 
     def set_environment(self, env: VecEnv) -> None:
         """Switch to another environment with the same spaces and number of environments

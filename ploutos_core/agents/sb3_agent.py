@@ -115,6 +115,24 @@ def transfer_weights(policy: torch.nn.Module, path: str | Path,
     return TransferReport(source=resolved, copied=len(chosen), total=total)
 
 
+def set_requires_grad(policy: torch.nn.Module, prefixes: Sequence[str], trainable: bool) -> int:
+    """Mark the tensors of ``policy`` whose names start with a prefix of ``prefixes`` as
+    trained or fixed; return how many matched. A fixed tensor gets no gradient, and Adam
+    skips a tensor without one, so it and its optimiser moments stay as they are.
+
+    :raises ModelError: when no tensor matches.
+    """
+    matched = [tensor for name, tensor in policy.named_parameters()
+               if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)]
+    if not matched:
+        names = sorted(name for name, _ in policy.named_parameters())
+        raise ModelError(f"[stage.transfer] parameters {list(prefixes)} match no tensor of "
+                         f"the policy; its tensors are {names[:8]}…")
+    for tensor in matched:
+        tensor.requires_grad_(trainable)
+    return len(matched)
+
+
 class _MetricWriter(KVWriter):
     """Forward the numbers SB3 logs (losses, KL, fps, …) to the training monitor."""
 
@@ -256,6 +274,11 @@ class SB3Agent(Agent):
         :raises ModelError: when the file does not fit, or ``only`` matches no tensor.
         """
         return transfer_weights(self.model.policy, path, only)
+
+    def set_trainable(self, prefixes: Sequence[str], trainable: bool) -> int:
+        """Train or fix the policy tensors named by ``prefixes``; see
+        :func:`set_requires_grad`."""
+        return set_requires_grad(self.model.policy, prefixes, trainable)
 
     def _check_compatible(self, path: Path, state: Mapping[str, torch.Tensor]) -> None:
         check_compatible(path, self.model.policy.state_dict(), state)

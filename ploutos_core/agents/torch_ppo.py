@@ -61,6 +61,7 @@ from ploutos_core.agents.sb3_agent import (
     POLICY_MEMBER,
     check_compatible,
     read_state_dict,
+    set_requires_grad,
     transfer_weights,
 )
 from ploutos_core.env.portfolio import PortfolioVecEnv
@@ -352,6 +353,11 @@ class TorchPPOAgent(Agent):
         :raises ModelError: when the file does not fit.
         """
         return transfer_weights(self.policy, path, only)
+
+    def set_trainable(self, prefixes: Sequence[str], trainable: bool) -> int:
+        """Train or fix the policy tensors named by ``prefixes``; see
+        :func:`~ploutos_core.agents.sb3_agent.set_requires_grad`."""
+        return set_requires_grad(self.policy, prefixes, trainable)
 
     def set_environment(self, env: Any) -> None:
         """Train on another environment with the same spaces from now on.

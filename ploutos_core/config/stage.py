@@ -317,9 +317,21 @@ class TransferSettings:
         keep a fresh initialisation. Empty: every tensor. For the built-in asset-set
         policy: ``encoder``, ``context``, ``asset_head``, ``cash_head``, ``value_head``,
         ``asset_log_std``, ``cash_log_std``.
+    :param freeze_fraction: share of the stage's timesteps during which the copied
+        tensors are not trained, so the fresh ones learn on top of what was transferred
+        before fine-tuning can distort it (linear probing, then fine-tuning: Kumar et al.,
+        ICLR 2022). Needs ``parameters``; applies only when the stage starts from another
+        stage's model.
     """
 
     parameters: tuple[str, ...] = ()
+    freeze_fraction: float = attrs.field(default=0.0, validator=_fraction)
+
+    def __attrs_post_init__(self) -> None:
+        if self.freeze_fraction and not self.parameters:
+            raise FieldValueError("freeze_fraction", "freezes the copied tensors, so it needs "
+                                  "parameters (e.g. [\"encoder\", \"context\"]); with every "
+                                  "tensor copied nothing would be left to train")
 
 
 @attrs.frozen

@@ -16,22 +16,75 @@ from ploutos_core.training.records import Checkpoint, StageRun
 from ploutos_core.training.selection import periodic_evaluator
 
 
+def frozen_steps(ctx: StageContext, run: StageRun) -> int:
+    """Steps during which the tensors the stage copied stay fixed
+    (``[stage.transfer] freeze_fraction``): none unless it starts from another stage's
+    model — a model of this very stage is continued whole, and a fresh start copies
+    nothing."""
+    from ploutos_core.agents.model_files import read_metadata
+
+    fraction = ctx.stage.transfer.freeze_fraction
+    if not fraction or run.start_from is None:
+        return 0
+    if read_metadata(run.start_from).get("stage") == ctx.stage.name:
+        return 0
+    return round(fraction * run.timesteps)
+
+
 def learn_in_phases(ctx: StageContext, agent: Agent, run: StageRun, monitor: StageMonitor,
                     stop: StopFlag, env: Any) -> None:
     """Train on the stage's universe for its first ``universe.fraction`` of steps (when it
-    has one and the agent has not got that far), then on the stage's own tickers."""
-    if ctx.universe_steps and agent.num_timesteps < ctx.universe_steps:
-        from ploutos_core.training.builder import build_universe_env
-
-        ctx.run.echo(f"{ctx.stage.name}: {ctx.universe_steps:,} steps on sub-universes of "
+    has one and the agent has not got that far), then on the stage's own tickers; the
+    tensors copied from another stage stay fixed for the first ``transfer.freeze_fraction``
+    of the steps. Each phase starts where the agent is, so a resumed run picks up in the
+    phase it stopped in."""
+    universe_until, frozen_until = ctx.universe_steps, frozen_steps(ctx, run)
+    name, start = ctx.stage.name, agent.num_timesteps
+    if universe_until and start < universe_until:
+        ctx.run.echo(f"{name}: {universe_until:,} steps on sub-universes of "
                      f"{len(ctx.universe.panels) if ctx.universe else 0} tickers, then "
-                     f"{run.timesteps - ctx.universe_steps:,} on {','.join(ctx.stage.tickers)}")
-        switch_environment(agent, build_universe_env(ctx))
-        agent.learn(ctx.universe_steps, monitor)
-        switch_environment(agent, env)
-        if stop.requested:
-            return
-    agent.learn(run.timesteps, monitor)
+                     f"{run.timesteps - universe_until:,} on {','.join(ctx.stage.tickers)}")
+    frozen = ctx.stage.transfer.parameters
+    if frozen_until and start < frozen_until:
+        ctx.run.echo(f"{name}: the transferred {', '.join(frozen)} stay fixed for the first "
+                     f"{frozen_until:,} steps")
+    ends = sorted({end for end in (universe_until, frozen_until) if start < end < run.timesteps}
+                  | {run.timesteps})
+    universe_env: Any = None
+    on_universe = freezing = False
+    try:
+        for end in ends:
+            if (agent.num_timesteps < universe_until) != on_universe:
+                on_universe = not on_universe
+                if on_universe and universe_env is None:
+                    from ploutos_core.training.builder import build_universe_env
+
+                    universe_env = build_universe_env(ctx)
+                switch_environment(agent, universe_env if on_universe else env)
+            if (agent.num_timesteps < frozen_until) != freezing:
+                freezing = not freezing
+                set_trainable(agent, frozen, not freezing)
+            agent.learn(end, monitor)
+            if stop.requested:
+                return
+    finally:
+        if on_universe:
+            switch_environment(agent, env)
+        if freezing:
+            set_trainable(agent, frozen, True)
+
+
+def set_trainable(agent: Agent, prefixes: tuple[str, ...], trainable: bool) -> None:
+    """``agent.set_trainable(prefixes, trainable)``, refusing agents that cannot freeze.
+
+    :raises ConfigError: naming the agent's class.
+    """
+    try:
+        agent.set_trainable(prefixes, trainable)
+    except NotImplementedError as exc:
+        raise ConfigError(f"the algorithm's agent ({type(agent).__name__}) cannot keep "
+                          f"tensors fixed, which [stage.transfer] freeze_fraction needs; "
+                          f"set it to 0 or use --algorithm ppo") from exc
 
 
 def switch_environment(agent: Agent, env: Any) -> None:
