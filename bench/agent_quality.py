@@ -138,8 +138,9 @@ def stage_tables(name: str) -> list[dict[str, Any]]:
     return tables
 
 
-#: what names a stage table rather than what it trains
-NAMING_FIELDS = ("name", "curriculum", "description")
+#: what does not enter the scratch arm's training of a last stage: its names, and what it
+#: takes from a previous stage's model (the scratch arm starts from a fresh policy)
+NAMING_FIELDS = ("name", "curriculum", "description", "transfer")
 
 
 def scratch_source(name: str) -> str | None:
@@ -151,8 +152,9 @@ def scratch_source(name: str) -> str | None:
 
 def check_scratch_source(name: str) -> str | None:
     """``scratch_source(name)``, after checking that its last stage trains exactly what
-    ``name``'s does: the scratch arm trains only the last stage, so it is then the same
-    training (same table, seed and total steps) and is taken from the source's results.
+    ``name``'s does: the scratch arm trains only the last stage, from a fresh policy, so
+    with the same table (what it would take from a previous stage aside), seed and total
+    steps it is the same training and is taken from the source's results.
 
     :raises ValueError: when the two last stages or total step budgets differ.
     """

@@ -318,7 +318,8 @@ def test_every_measured_configuration_means_what_it_meant_when_it_ran() -> None:
 
 
 def test_a_borrowed_scratch_arm_is_the_same_training() -> None:
-    """A configuration with ``scratch_from`` trains exactly its source's last stage and
+    """A configuration with ``scratch_from`` trains exactly its source's last stage (what it
+    takes from a previous stage aside: the scratch arm starts fresh) and
     total steps, so the source's scratch arm is its own (round 11 takes round 10's)."""
     bench = _agent_quality_bench()
     configs = tomllib.loads(bench.CONFIGS.read_text())["config"]
@@ -347,6 +348,7 @@ scratch_from = "source"
 all = { env = { action = "tilt" } }
 stage1 = { timesteps = 2_000_000 }
 stage2 = { timesteps = 6_000_000 }
+stage3 = { transfer = { parameters = ["encoder"], freeze_fraction = 0.5 } }
 [config.other_stage3]
 scratch_from = "source"
 all = { env = { action = "tilt" } }
