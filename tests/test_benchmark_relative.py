@@ -234,22 +234,31 @@ def test_deviation_penalty_charges_the_active_weight_and_spares_the_benchmark() 
 def test_builtin_stages_hold_their_benchmark_until_the_data_pay_for_a_tilt(
         registry: Registry) -> None:
     """The shipped curriculum (issue 11): a neutral policy holds 1/N fully invested, its
-    relative reward is zero every day, and turnover is controlled in the environment."""
+    relative reward is zero every day, and turnover is controlled in the environment. The
+    deviation penalty (round 9) charges only the drift the no-trade band lets the holdings
+    keep from the benchmark: at most ``penalty × 2 × band`` a day."""
     for stage in registry.curriculum("default"):
         settings = stage.env
         assert settings.action == "tilt", stage.name
         assert settings.reward == "relative_log_return", stage.name
         assert settings.no_trade_band > 0 or settings.target_smoothing > 0, stage.name
         n_assets = len(stage.tickers)
-        env = PortfolioVecEnv(_market(n_assets=n_assets), 4,
-                              attrs.evolve(settings, episode_length=50, window=1),
-                              cost_rate=stage.transaction_cost_bps / 1e4, seed=0,
-                              mode="backtest")
-        env.reset()
-        for _ in range(60):
-            _, rewards, _, infos = env.step(np.zeros((4, n_assets + 1), dtype=np.float32))
-            np.testing.assert_array_equal(rewards, 0.0)
-        np.testing.assert_allclose(infos[0]["weights"][:-1], 1 / n_assets, rtol=0.05)
+        penalty = settings.deviation_penalty
+        for charged in (0.0, penalty):
+            env = PortfolioVecEnv(_market(n_assets=n_assets), 4,
+                                  attrs.evolve(settings, episode_length=50, window=1,
+                                               deviation_penalty=charged),
+                                  cost_rate=stage.transaction_cost_bps / 1e4, seed=0,
+                                  mode="backtest")
+            env.reset()
+            for _ in range(60):
+                _, rewards, _, infos = env.step(np.zeros((4, n_assets + 1), dtype=np.float32))
+                if charged == 0.0:
+                    np.testing.assert_array_equal(rewards, 0.0)
+                else:
+                    assert np.all(rewards <= 0.0), stage.name
+                    assert np.all(rewards >= -charged * 2 * settings.no_trade_band), stage.name
+            np.testing.assert_allclose(infos[0]["weights"][:-1], 1 / n_assets, rtol=0.05)
 
 
 def _agent_quality_bench() -> Any:
@@ -266,12 +275,12 @@ def _agent_quality_bench() -> Any:
 
 def test_builtin_stages_are_the_configuration_chosen_in_docs_agent_quality() -> None:
     """The built-in curriculum is bench/agent_quality.toml's measured configuration
-    ``tilt_rel_smooth_encoder_universe_vt`` field for field (docs/agent-quality.md, rounds
-    3 and 6),
-    and its universe is the stock pool of the sub-universe verdict."""
+    ``tilt_rel_smooth_encoder_universe_vt_1m1m16m_dev_slow_etfs`` field for field
+    (docs/agent-quality.md, rounds 3, 6 and 8-11): stage 3's universe is the stock pool of
+    the sub-universe verdict, stages 1 and 2 train first on the 12 US equity ETFs."""
     root = Path(__file__).resolve().parents[1]
     bench = _agent_quality_bench()
-    chosen = bench.stage_tables("tilt_rel_smooth_encoder_universe_vt")
+    chosen = bench.stage_tables("tilt_rel_smooth_encoder_universe_vt_1m1m16m_dev_slow_etfs")
     shipped = bench.stage_tables("shipped")
     for measured, builtin in zip(chosen, shipped, strict=True):
         measured.update(name=builtin["name"], curriculum=builtin["curriculum"])
@@ -281,6 +290,11 @@ def test_builtin_stages_are_the_configuration_chosen_in_docs_agent_quality() -> 
     assert shipped[-1]["universe"]["tickers"] == pool
     assert shipped[-1]["transfer"]["parameters"] == ["encoder", "context"]
     assert all(stage["env"]["exposure"] == "volatility_target" for stage in shipped)
+    assert [stage["timesteps"] for stage in shipped] == [1_000_000, 1_000_000, 16_000_000]
+    assert [stage["env"]["target_smoothing"] for stage in shipped] == [0.9, 0.9, 0.95]
+    assert all(stage["env"]["deviation_penalty"] == 0.0001 for stage in shipped)
+    etfs = ["SPY", "QQQ", "IWM", "DIA", "XLE", "XLF", "XLI", "XLK", "XLP", "XLU", "XLV", "XLY"]
+    assert [stage["universe"]["tickers"] for stage in shipped[:2]] == [etfs, etfs]
     # Every other configuration means what it meant when it ran, whatever the stages ship
     # today: issue 11's settings start from the schema's defaults.
     pen = bench.stage_tables("tilt_rel_pen")[-1]

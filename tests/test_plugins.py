@@ -191,9 +191,9 @@ def test_builtin_stage_values(registry) -> None:
     stages = {s.name: s for s in registry.curriculum("default")}
     assert list(stages) == ["stage1", "stage2", "stage3"]
     expected = {
-        "stage1": (("SPY",), 3_000_000, 4, 1e-4, (8e-5, 2e-4), 1.0),
-        "stage2": (("SPY", "QQQ", "IWM"), 5_000_000, 8, 5e-5, (3e-5, 1e-4), 1.3),
-        "stage3": (("NVDA", "MSFT", "AAPL", "GOOGL", "AMZN"), 10_000_000, 16, 3e-5,
+        "stage1": (("SPY",), 1_000_000, 4, 1e-4, (8e-5, 2e-4), 1.0),
+        "stage2": (("SPY", "QQQ", "IWM"), 1_000_000, 8, 5e-5, (3e-5, 1e-4), 1.3),
+        "stage3": (("NVDA", "MSFT", "AAPL", "GOOGL", "AMZN"), 16_000_000, 16, 3e-5,
                    (1e-5, 6e-5), 1.5),
     }
     for name, (tickers, steps, envs, lr, lr_range, target) in expected.items():
