@@ -258,8 +258,10 @@ class OptunaTuner(Tuner):
                 budget, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
             progress = self._progress(problem)
             waiting = False
+            stamped: set[int] = set()
             while True:
                 if heartbeat:
+                    stamp_running_once(storage, study, stamped)
                     optuna.storages.fail_stale_trials(study)
                 finished, running = _counts(study)
                 if finished >= budget:
@@ -354,6 +356,28 @@ class OptunaTuner(Tuner):
                 problem.on_trial(line)
 
         return progress
+
+
+def stamp_running_once(storage: optuna.storages.BaseStorage, study: optuna.Study,
+                       stamped: set[int]) -> None:
+    """Record one heartbeat for every running trial not in ``stamped``, and add it there.
+
+    Optuna fails a running trial whose last heartbeat is older than the grace period, but
+    never one without any heartbeat: a worker killed after creating its trial and before
+    that trial's first heartbeat leaves a trial that would keep every other worker waiting
+    forever. One heartbeat from here makes such a trial stale after the grace period,
+    while a live worker's own heartbeats keep its trial running as before.
+    """
+    from optuna.storages import RDBStorage
+    from optuna.trial import TrialState
+
+    if not isinstance(storage, RDBStorage) or storage.get_heartbeat_interval() is None:
+        return
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        trial_id = trial._trial_id  # the storage's key; Optuna's own heartbeat code uses it
+        if trial_id not in stamped:
+            storage.record_heartbeat(trial_id)
+            stamped.add(trial_id)
 
 
 def _counts(study: optuna.Study) -> tuple[int, int]:

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,38 @@ def test_an_interrupted_study_resumes_to_its_total_budget(tmp_path: Path, kind: 
     # At its budget, the study runs nothing more.
     tuner.tune(problem(storage, objective, 4))
     assert len(calls) == 5
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker killed between creating its trial and the trial's first heartbeat leaves
+    # a running trial that Optuna's stale check never sees; the others waited forever
+    # (a CI run of tests/test_postgres.py hung 300 s on one).
+    import ploutos_plugins.optuna_tuner as optuna_tuner
+
+    monkeypatch.setattr(optuna_tuner, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(optuna_tuner, "GRACE_SECONDS", 1)
+    monkeypatch.setattr(optuna_tuner, "POLL_SECONDS", 0.1)
+    storage = storage_url("sqlite", tmp_path)
+    orphan = optuna.create_study(study_name="tiny", storage=open_storage(storage),
+                                 direction="maximize").ask()  # running, no heartbeat
+
+    def objective(params: Mapping[str, float | int], report: ReportFn) -> float:
+        return float(params["learning_rate"])
+
+    lines: list[str] = []
+    outcome: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(OptunaTuner().tune(problem(storage, objective, 2, lines))),
+        daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), f"still waiting for the dead worker's trial: {lines}"
+    assert "waiting for 1 trial(s) running in other workers" in lines
+    assert outcome[0].trials_completed == 2
+    trials = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert finished_numbers(storage, "tiny") == [1, 2]
 
 
 def test_storage_must_be_a_url_or_a_journal_file(tmp_path: Path) -> None:
