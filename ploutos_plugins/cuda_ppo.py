@@ -61,6 +61,7 @@ class CudaPPOAlgorithm(Algorithm):
     description = ("lean torch PPO: env, rollout and update on the device (GPU or CPU); "
                    "same policy and model files as ppo")
     supports_transfer = True
+    supports_freeze = True
     options_type = CudaPPOOptions
 
     def build(self, env: VecEnv, setup: TrainingSetup) -> Agent:

@@ -159,6 +159,29 @@ def test_plugins_that_cannot_sample_sub_universes_are_refused_before_training(
                    tmp_path)
     assert not (tmp_path / "models").exists()
 
+def test_an_algorithm_that_cannot_freeze_is_refused_before_training(tmp_path: Path) -> None:
+    """``supports_freeze = False`` (the null algorithm's): a stage with a freeze_fraction
+    that starts from the stage before is refused before anything trains or is written; a
+    first stage, which transfers nothing, trains."""
+    from ploutos_core import ConfigError
+    from ploutos_core.config.stage import TransferSettings
+
+    class NoPlugin:
+        pass
+
+    transfer = TransferSettings(parameters=("encoder",), freeze_fraction=0.5)
+    first = make_tiny_stage("first", order=1)
+    second = make_tiny_stage("second", order=2, transfer=transfer)
+    with pytest.raises(ConfigError, match=r"^second: algorithm 'null' cannot keep the "
+                                          r"transferred tensors fixed, which \[stage.transfer\] "
+                                          r"freeze_fraction needs; set it to 0 or use "
+                                          r"--algorithm ppo$"):
+        run_stages(NoPlugin(), [first, second], tmp_path, algorithm="null")
+    assert not (tmp_path / "models").exists()
+    (result,) = run_stages(NoPlugin(), [second], tmp_path / "alone", algorithm="null")
+    assert result.final_model is not None
+
+
 def test_hook_ploutos_register_tuners(tmp_path: Path) -> None:
     from ploutos_core import TuningResult
 

@@ -231,3 +231,54 @@ def test_partial_transfer_applies_between_stages_and_a_stage_continues_its_own_m
     total = copied[0].split()[1].split("/")[1]
     assert copied == [f"transferred {total}/{total} tensors from "
                       f"{tmp_path / 'b' / 'models' / 'second_final.zip'}"], copied
+
+
+@pytest.mark.parametrize(("resumed_at", "expected"), [
+    (0, [("fixed", 500), ("trained", 1000)]),
+    (300, [("fixed", 500), ("trained", 1000)]),  # killed mid-freeze: fixed again to 500
+    (700, [("trained", 1000)]),  # killed after it: nothing is fixed again
+])
+def test_a_resumed_stage_freezes_exactly_the_steps_it_had_left_to_freeze(
+        tmp_path, resumed_at: int, expected: list[tuple[str, int]]) -> None:  # type: ignore[no-untyped-def]
+    """The freeze's end is a step count, not a share of what is left, so a stage resumed
+    from a checkpoint keeps the copied tensors fixed up to the same step as an
+    uninterrupted one, and leaves them trainable at the end."""
+    import json
+    import zipfile
+    from types import SimpleNamespace
+
+    from ploutos_core.config.stage import TransferSettings
+    from ploutos_core.training.loop import learn_in_phases
+    from tests.conftest import make_tiny_stage
+
+    source = tmp_path / "first_final.zip"
+    with zipfile.ZipFile(source, "w") as archive:
+        archive.writestr("ploutos.json", json.dumps({"stage": "first"}))
+    stage = make_tiny_stage("second", transfer=TransferSettings(
+        parameters=("encoder", "context"), freeze_fraction=0.5))
+    lines: list[str] = []
+    ctx = SimpleNamespace(stage=stage, universe_steps=0, universe=None,
+                          run=SimpleNamespace(echo=lines.append))
+    run = SimpleNamespace(start_from=source, timesteps=1000)
+
+    class Agent:
+        def __init__(self) -> None:
+            self.num_timesteps, self.fixed = resumed_at, False
+            self.learned: list[tuple[str, int]] = []
+
+        def set_trainable(self, prefixes, trainable):  # type: ignore[no-untyped-def]
+            assert prefixes == ("encoder", "context")
+            self.fixed = not trainable
+            return 2
+
+        def learn(self, total, monitor):  # type: ignore[no-untyped-def]
+            self.learned.append(("fixed" if self.fixed else "trained", total))
+            self.num_timesteps = total
+
+    agent = Agent()
+    learn_in_phases(ctx, agent, run, monitor=None, stop=SimpleNamespace(requested=False),
+                    env=None)  # type: ignore[arg-type]
+    assert agent.learned == expected
+    assert not agent.fixed
+    assert any("stay fixed for the first 500 steps" in line for line in lines) == \
+        (resumed_at < 500)

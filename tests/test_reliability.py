@@ -91,6 +91,23 @@ def test_resume_refuses_other_options_listing_them(run_cli: Any, tiny_stage_file
     assert "scale 0.25 (the interrupted run used 0.5)" in result.err
 
 
+def test_resume_refuses_another_start_model(run_cli: Any, tiny_stage_file: Any,
+                                            tmp_path: Path) -> None:
+    """The model a run started from decides which steps keep transferred tensors fixed
+    ([stage.transfer] freeze_fraction), so a resume must name the same one."""
+    stage_file = tiny_stage_file()
+    assert _run(run_cli, stage_file, tmp_path / "a", "--stages", "1").code == 0
+    start = tmp_path / "a" / "models" / "tiny1_final"
+    out = tmp_path / "b"
+    assert _run(run_cli, stage_file, out, "--stages", "1", "--load-model", str(start)).code == 0
+    result = _run(run_cli, stage_file, out, "--stages", "1", "--resume")
+    assert result.code == 1
+    assert f"load_model none (the interrupted run used {start})" in result.err
+    again = _run(run_cli, stage_file, out, "--stages", "1", "--resume", "--load-model",
+                 str(start))
+    assert again.code == 0, again.err
+
+
 def test_a_corrupt_newest_checkpoint_is_quarantined_and_resume_falls_back(
         run_cli: Any, tiny_stage_file: Any, tmp_path: Path) -> None:
     stage_file, out = tiny_stage_file(), tmp_path / "run"

@@ -188,6 +188,30 @@ def test_wrong_supports_transfer_flags_are_refused(registry: Registry) -> None:
         check_algorithm(Modest())
 
 
+def test_wrong_supports_freeze_flags_are_refused(registry: Registry) -> None:
+    ppo = registry.algorithm("ppo")
+
+    class Unclaimed(type(ppo)):  # type: ignore[misc]
+        name = "unclaimed"
+        supports_freeze = False
+
+    with pytest.raises(ContractError, match="its agent implements set_trainable but the "
+                                            "algorithm declares supports_freeze=False"):
+        check_algorithm(Unclaimed())
+
+    class Overclaimed(type(ppo)):  # type: ignore[misc]
+        name = "overclaimed"
+
+        def build(self, env: Any, setup: TrainingSetup) -> Agent:
+            agent = super().build(env, setup)
+            agent.set_trainable = Agent.set_trainable.__get__(agent)  # type: ignore[method-assign]
+            return agent
+
+    with pytest.raises(ContractError, match="declares supports_freeze=True but its agent's "
+                                            "set_trainable is not implemented"):
+        check_algorithm(Overclaimed())
+
+
 def test_a_noisy_deterministic_predict_is_refused(registry: Registry) -> None:
     ppo = registry.algorithm("ppo")
 

@@ -153,6 +153,10 @@ class Algorithm(abc.ABC):
         (sub-universes sampled by the NumPy ``portfolio`` env, then the stage's tickers,
         through :meth:`Agent.set_environment`); a run with a universe stage and an
         algorithm that cannot is refused before training starts.
+    :cvar supports_freeze: whether its agents keep tensors fixed on request
+        (:meth:`Agent.set_trainable`, for ``[stage.transfer] freeze_fraction``); a run in
+        which such a stage starts from another stage's model is refused before training
+        starts when it is False.
     """
 
     #: registered name, used by ``--algorithm`` and a stage's ``algorithm`` field.
@@ -161,6 +165,7 @@ class Algorithm(abc.ABC):
     description: str = ""
     supports_transfer: bool = True
     supports_universe: bool = True
+    supports_freeze: bool = False
     #: an attrs class of the algorithm's own settings (``[stage.algorithm_options]``, e.g.
     #: SAC's ``tau``), validated by its field validators; ``None``: the algorithm takes none.
     options_type: type | None = None

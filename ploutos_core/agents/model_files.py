@@ -143,3 +143,13 @@ def check_actions_fit(path: Path, metadata: dict[str, Any], settings: EnvSetting
     if problem:
         raise ModelError(f"{problem}; pass a model of this stage, or a stage whose "
                          f"[stage.env] action settings match the model's")
+
+
+def continues_itself(model: Path | None, stage_name: str) -> bool:
+    """Whether ``model`` is a model of stage ``stage_name``: a stage starting from it
+    continues it whole instead of transferring from it (``[stage.transfer]`` does not
+    apply).
+
+    :raises ModelError: for a file that is not a Ploutos model.
+    """
+    return model is not None and read_metadata(model).get("stage") == stage_name

@@ -53,6 +53,8 @@ class SB3Algorithm(Algorithm):
     Subclasses implement :meth:`make_agent`; building and loading are shared.
     """
 
+    supports_freeze = True  # SB3Agent.set_trainable
+
     @abc.abstractmethod
     def make_agent(self, env: VecEnv, setup: TrainingSetup) -> SB3Agent:
         """A fresh agent wrapping the algorithm's SB3 model."""

@@ -377,8 +377,9 @@ def check_algorithm(algorithm: Algorithm, *, timesteps: int = 64,
     if not isinstance(algorithm, Algorithm):
         raise ContractError(f"algorithm {name!r} is a {type(algorithm).__name__}; subclass "
                             f"ploutos_core.Algorithm")
-    if not isinstance(algorithm.supports_transfer, bool):
-        raise ContractError(f"algorithm {name!r}: supports_transfer must be True or False")
+    for flag in ("supports_transfer", "supports_freeze"):
+        if not isinstance(getattr(algorithm, flag), bool):
+            raise ContractError(f"algorithm {name!r}: {flag} must be True or False")
     stage, panel = _market_stage(("AAA", "BBB"))
     setup = TrainingSetup(hyperparameters=stage.hyperparameters, seed=0, device=device)
     agent = algorithm.build(_env(stage, panel, "train", 2), setup)
@@ -444,8 +445,31 @@ def check_algorithm(algorithm: Algorithm, *, timesteps: int = 64,
             raise ContractError(f"algorithm {name!r}: the loaded agent acts differently from "
                                 f"the saved one; load must restore every weight")
         transfers = _check_transfer(algorithm, name, path, setup)
+    _check_freeze(algorithm, name, agent)
     return AlgorithmCheck(num_timesteps=agent.num_timesteps, steps_seen=monitor.steps,
                           transfers=transfers)
+
+
+def _check_freeze(algorithm: Algorithm, name: str, agent: Agent) -> None:
+    """``supports_freeze`` must say whether the agent's ``set_trainable`` is implemented:
+    asked for a tensor name no policy has, it returns a count or raises ModelError."""
+    try:
+        agent.set_trainable(("__ploutos_check__",), False)
+    except NotImplementedError as exc:
+        if algorithm.supports_freeze:
+            raise ContractError(f"algorithm {name!r} declares supports_freeze=True but its "
+                                f"agent's set_trainable is not implemented ({exc})") from exc
+        return
+    except ModelError:
+        pass
+    except Exception as exc:
+        raise ContractError(f"algorithm {name!r}: set_trainable raised {type(exc).__name__}: "
+                            f"{exc}; refuse names that match no tensor with ModelError"
+                            ) from exc
+    if not algorithm.supports_freeze:
+        raise ContractError(f"algorithm {name!r}: its agent implements set_trainable but the "
+                            f"algorithm declares supports_freeze=False, so runs with "
+                            f"[stage.transfer] freeze_fraction are refused; set it to True")
 
 
 def _check_transfer(algorithm: Algorithm, name: str, path: Path, setup: TrainingSetup) -> bool:

@@ -21,12 +21,11 @@ def frozen_steps(ctx: StageContext, run: StageRun) -> int:
     (``[stage.transfer] freeze_fraction``): none unless it starts from another stage's
     model — a model of this very stage is continued whole, and a fresh start copies
     nothing."""
-    from ploutos_core.agents.model_files import read_metadata
+    from ploutos_core.agents.model_files import continues_itself
 
     fraction = ctx.stage.transfer.freeze_fraction
-    if not fraction or run.start_from is None:
-        return 0
-    if read_metadata(run.start_from).get("stage") == ctx.stage.name:
+    if not fraction or run.start_from is None or continues_itself(run.start_from,
+                                                                    ctx.stage.name):
         return 0
     return round(fraction * run.timesteps)
 

@@ -14,7 +14,7 @@ import click
 
 from ploutos_core.agents.contract import Agent
 from ploutos_core.agents.device import resolve_device
-from ploutos_core.agents.model_files import read_metadata
+from ploutos_core.agents.model_files import continues_itself, read_metadata
 from ploutos_core.config.stage import Hyperparameters, StageSpec, stage_to_dict
 from ploutos_core.errors import ConfigError, GateFailedError, ModelError, TrainingInterrupted
 from ploutos_core.evaluation.backtest import EvaluationResult
@@ -144,6 +144,12 @@ class CurriculumRunner:
                     f"another --out"
                 )
             transfers = stage is not stages[0] or options.load_model is not None
+            if transfers and stage.transfer.freeze_fraction and not algorithm.supports_freeze \
+                    and (stage is not stages[0] or not continues_itself(options.load_model,
+                                                                        stage.name)):
+                raise ConfigError(f"{stage.name}: algorithm {algorithm.name!r} cannot keep "
+                                  f"the transferred tensors fixed, which [stage.transfer] "
+                                  f"freeze_fraction needs; set it to 0 or use --algorithm ppo")
             if transfers and not algorithm.supports_transfer:
                 raise ConfigError(
                     f"algorithm {algorithm.name!r} cannot transfer weights between stages "
@@ -173,7 +179,7 @@ class CurriculumRunner:
 
 
 #: run options that must match when a run is resumed (what shapes its results).
-RESUME_KEYS = ("seed", "scale", "source", "data_dir", "n_envs", "algorithm")
+RESUME_KEYS = ("seed", "scale", "source", "data_dir", "n_envs", "algorithm", "load_model")
 
 
 def check_resume_matches(manifest: Path, record: dict[str, Any],
@@ -197,6 +203,7 @@ def check_resume_matches(manifest: Path, record: dict[str, Any],
         else:
             continue
         now = record[key] if key in record else now_options.get(key)
+        now, then = ("none" if value is None else value for value in (now, then))
         if str(now) != str(then):
             differences.append(f"{key} {now} (the interrupted run used {then})")
     for stage in stages:
