@@ -178,7 +178,8 @@ def _retry_transient(action: Callable[[], T], attempts: int = 5) -> T:
     raise AssertionError("unreachable")
 
 
-def format_trial(trial: optuna.trial.FrozenTrial, finished: int, budget: int) -> str | None:
+def format_trial(trial: optuna.trial.FrozenTrial, finished: int, budget: int,
+                 score_name: str = "score") -> str | None:
     """One progress line for a finished trial, or ``None`` for a surplus trial."""
     from optuna.trial import TrialState
 
@@ -186,11 +187,11 @@ def format_trial(trial: optuna.trial.FrozenTrial, finished: int, budget: int) ->
 
     head = f"trial {trial.number} ({finished}/{budget}) {format_params(trial.params)}"
     if trial.state == TrialState.COMPLETE and trial.value is not None:
-        return f"{head}: validation Sharpe {trial.value:.3f}"
+        return f"{head}: {score_name} {trial.value:.3f}"
     if trial.state == TrialState.PRUNED:
         step = trial.last_step
         at = "" if step is None else \
-            f" at report {step} (validation Sharpe {trial.intermediate_values[step]:.3f})"
+            f" at report {step} ({score_name} {trial.intermediate_values[step]:.3f})"
         return f"{head}: pruned{at}"
     return None
 
@@ -351,7 +352,8 @@ class OptunaTuner(Tuner):
     def _progress(self, problem: TuningProblem
                   ) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
         def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            line = format_trial(trial, _counts(study)[0], problem.n_trials)
+            line = format_trial(trial, _counts(study)[0], problem.n_trials,
+                                problem.score_name)
             if line is not None:
                 problem.on_trial(line)
 

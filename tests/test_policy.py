@@ -248,7 +248,7 @@ def test_a_resumed_stage_freezes_exactly_the_steps_it_had_left_to_freeze(
     from types import SimpleNamespace
 
     from ploutos_core.config.stage import TransferSettings
-    from ploutos_core.training.loop import learn_in_phases
+    from ploutos_core.training.loop import Phases, learn_in_phases
     from tests.conftest import make_tiny_stage
 
     source = tmp_path / "first_final.zip"
@@ -276,8 +276,8 @@ def test_a_resumed_stage_freezes_exactly_the_steps_it_had_left_to_freeze(
             self.num_timesteps = total
 
     agent = Agent()
-    learn_in_phases(ctx, agent, run, monitor=None, stop=SimpleNamespace(requested=False),
-                    env=None)  # type: ignore[arg-type]
+    learn_in_phases(ctx, agent, Phases.of_stage(ctx, run), monitor=None,  # type: ignore[arg-type]
+                    stopped=lambda: False, env=None)
     assert agent.learned == expected
     assert not agent.fixed
     assert any("stay fixed for the first 500 steps" in line for line in lines) == \

@@ -63,7 +63,8 @@ def problem(storage: str, objective: Any, n_trials: int, lines: list[str] | None
     return TuningProblem(stage_name="tiny", space=TuningSpace(reports=reports),
                          objective=objective, storage=storage, study_name="tiny",
                          n_trials=n_trials, seed=0,
-                         on_trial=(lines.append if lines is not None else lambda line: None))
+                         on_trial=(lines.append if lines is not None else lambda line: None),
+                         score_name="selection Sharpe")
 
 
 # --- the optuna tuner with synthetic objectives (no training) ---------------------------
@@ -92,8 +93,8 @@ def test_a_trial_reporting_poor_values_is_pruned(tmp_path: Path) -> None:
     assert (result.trials_completed, result.trials_pruned) == (3, 1)
     assert result.best_value == 4.0
     assert re.search(r"trial 2 \(3/4\) learning_rate=\S+ n_steps=\d+ ent_coef=\S+: pruned at "
-                     r"report 1 \(validation Sharpe -5\.000\)", "\n".join(lines)), lines
-    assert "trial 3 (4/4)" in lines[-1] and "validation Sharpe 4.000" in lines[-1]
+                     r"report 1 \(selection Sharpe -5\.000\)", "\n".join(lines)), lines
+    assert "trial 3 (4/4)" in lines[-1] and "selection Sharpe 4.000" in lines[-1]
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
@@ -381,3 +382,76 @@ def test_a_postgresql_url_uses_the_installed_psycopg_driver() -> None:
                    "postgresql://user:pw@db.example:5432/studies")  # psycopg2 installed: kept
     assert postgres_driver("sqlite:///x.db") == "sqlite:///x.db"
     assert postgres_driver("postgresql+psycopg2://h/d") == "postgresql+psycopg2://h/d"
+
+
+def test_trials_train_in_the_stages_phases_shrunk_to_their_budget(
+        run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """tiny2 trains its first half on a universe with the transferred encoder fixed for
+    its first quarter: so does every one of its tuning trials, over the trial's steps —
+    hyperparameters tuned on another schedule than the stage's would be tuned for the
+    wrong training."""
+    import ploutos_core.training.builder as builder_module
+    import ploutos_core.training.loop as loop_module
+
+    text = TUNED_TOML.format(gate1=-100.0)
+    tiny2 = text.index('name = "tiny2"')
+    stage_file = tmp_path / "tiny.toml"
+    stage_file.write_text(text[:tiny2] + text[tiny2:].replace(
+        "[stage.hyperparameters]",
+        '[stage.universe]\ntickers = ["P1", "P2", "P3", "P4"]\nfraction = 0.5\n\n'
+        '[stage.transfer]\nparameters = ["encoder"]\nfreeze_fraction = 0.25\n\n'
+        "[stage.hyperparameters]", 1))
+    universe_envs: list[int] = []
+    frozen: list[bool] = []
+    build_universe_env = builder_module.build_universe_env
+    set_trainable = loop_module.set_trainable
+
+    def spy_universe(ctx: Any) -> Any:
+        universe_envs.append(ctx.timesteps)
+        return build_universe_env(ctx)
+
+    def spy_trainable(agent: Any, prefixes: tuple[str, ...], trainable: bool) -> None:
+        frozen.append(not trainable)
+        set_trainable(agent, prefixes, trainable)
+
+    monkeypatch.setattr(builder_module, "build_universe_env", spy_universe)
+    monkeypatch.setattr(loop_module, "set_trainable", spy_trainable)
+    out = tmp_path / "run"
+    result = run_cli("run", "curriculum", "--curriculum", "tiny", "--stage-file",
+                     str(stage_file), "--out", str(out), "--source", "synthetic",
+                     "--no-progress", "--device", "cpu", "--auto-optimize", "--trials", "2")
+    assert result.code == 0, result
+    assert "tiny2: tuning learning_rate, n_steps, ent_coef with optuna: 2 trials of 128 " \
+           "steps (the first 64 on sub-universes) scored on validation" in result.out
+    # The tiny stages have no selection window, so their trials are scored on validation.
+    assert re.search(r"tiny2: trial 1 \(2/2\) .*: validation Sharpe -?\d", result.out)
+    # Two trials, then the stage: each builds its universe episodes once and freezes the
+    # encoder once (tiny1 has neither).
+    assert len(universe_envs) == 3
+    assert frozen == [True, False] * 3
+
+
+def test_trial_phases_follow_the_stage_file_and_the_start_model(tmp_path: Path) -> None:
+    import zipfile
+    from types import SimpleNamespace
+
+    from ploutos_core.config.stage import TransferSettings, UniverseSettings
+    from ploutos_core.training.loop import Phases
+
+    def model_of(stage: str) -> Path:
+        path = tmp_path / f"{stage}_final.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("ploutos.json", json.dumps({"stage": stage}))
+        return path
+
+    stage = make_tiny_stage("wide", universe=UniverseSettings(tickers=("P1", "P2"),
+                                                              fraction=0.5),
+                            transfer=TransferSettings(parameters=("encoder",),
+                                                      freeze_fraction=0.25))
+    ctx = SimpleNamespace(stage=stage, universe=object())
+    assert Phases.scaled(ctx, model_of("narrow"), 400) == Phases(400, 200, 100)  # type: ignore[arg-type]
+    # Nothing is copied from a fresh start; a model of the stage itself is continued whole.
+    assert Phases.scaled(ctx, None, 400) == Phases(400, 200, 0)  # type: ignore[arg-type]
+    assert Phases.scaled(ctx, model_of("wide"), 400) == Phases(400, 200, 0)  # type: ignore[arg-type]
+    no_universe = SimpleNamespace(stage=stage, universe=None)
+    assert Phases.scaled(no_universe, None, 400) == Phases(400)  # type: ignore[arg-type]

@@ -4,9 +4,13 @@ evaluation and a polite stop on SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from ploutos_core.agents.contract import Agent
+import attrs
+
+from ploutos_core.agents.contract import Agent, TrainingMonitor
 from ploutos_core.errors import ConfigError, TrainingInterrupted
 from ploutos_core.tracking.session import open_loggers
 from ploutos_core.training.context import StageContext
@@ -16,39 +20,72 @@ from ploutos_core.training.records import Checkpoint, StageRun
 from ploutos_core.training.selection import periodic_evaluator
 
 
-def frozen_steps(ctx: StageContext, run: StageRun) -> int:
-    """Steps during which the tensors the stage copied stay fixed
-    (``[stage.transfer] freeze_fraction``): none unless it starts from another stage's
+def freezes_transfer(ctx: StageContext, start_from: Path | None) -> bool:
+    """Whether the tensors copied from ``start_from`` stay fixed for a while
+    (``[stage.transfer] freeze_fraction``): only when they come from another stage's
     model — a model of this very stage is continued whole, and a fresh start copies
     nothing."""
     from ploutos_core.agents.model_files import continues_itself
 
-    fraction = ctx.stage.transfer.freeze_fraction
-    if not fraction or run.start_from is None or continues_itself(run.start_from,
-                                                                    ctx.stage.name):
+    return bool(ctx.stage.transfer.freeze_fraction) and start_from is not None and \
+        not continues_itself(start_from, ctx.stage.name)
+
+
+def frozen_steps(ctx: StageContext, run: StageRun) -> int:
+    """Steps of the stage during which the tensors it copied stay fixed (see
+    :func:`freezes_transfer`)."""
+    if not freezes_transfer(ctx, run.start_from):
         return 0
-    return round(fraction * run.timesteps)
+    return round(ctx.stage.transfer.freeze_fraction * run.timesteps)
 
 
-def learn_in_phases(ctx: StageContext, agent: Agent, run: StageRun, monitor: StageMonitor,
-                    stop: StopFlag, env: Any) -> None:
-    """Train on the stage's universe for its first ``universe.fraction`` of steps (when it
-    has one and the agent has not got that far), then on the stage's own tickers; the
-    tensors copied from another stage stay fixed for the first ``transfer.freeze_fraction``
-    of the steps. Each phase starts where the agent is, so a resumed run picks up in the
-    phase it stopped in."""
-    universe_until, frozen_until = ctx.universe_steps, frozen_steps(ctx, run)
+@attrs.frozen
+class Phases:
+    """Where training changes what it trains: on the stage's universe before
+    ``universe_until``, with the transferred tensors fixed before ``frozen_until``, to
+    ``total`` steps in all."""
+
+    total: int
+    universe_until: int = 0
+    frozen_until: int = 0
+
+    @classmethod
+    def of_stage(cls, ctx: StageContext, run: StageRun) -> Phases:
+        """The phases of the stage's own training."""
+        return cls(total=run.timesteps, universe_until=ctx.universe_steps,
+                   frozen_until=frozen_steps(ctx, run))
+
+    @classmethod
+    def scaled(cls, ctx: StageContext, start_from: Path | None, total: int) -> Phases:
+        """The stage's phases shrunk to a run of ``total`` steps that starts from
+        ``start_from`` (a tuning trial trains the way the stage will)."""
+        fraction = ctx.stage.universe.fraction if ctx.universe is not None else 0.0
+        freeze = ctx.stage.transfer.freeze_fraction if freezes_transfer(ctx, start_from) \
+            else 0.0
+        return cls(total=total, universe_until=round(fraction * total),
+                   frozen_until=round(freeze * total))
+
+
+def learn_in_phases(ctx: StageContext, agent: Agent, phases: Phases,
+                    monitor: TrainingMonitor, stopped: Callable[[], bool],
+                    env: Any) -> None:
+    """Train on the stage's universe up to ``phases.universe_until`` (when the agent has
+    not got that far), then on the stage's own tickers; the tensors copied from another
+    stage stay fixed up to ``phases.frozen_until``. Each phase starts where the agent is,
+    so a resumed run picks up in the phase it stopped in. Returns early once
+    ``stopped()``; the agent is left on ``env`` with every tensor trainable."""
+    universe_until, frozen_until = phases.universe_until, phases.frozen_until
     name, start = ctx.stage.name, agent.num_timesteps
     if universe_until and start < universe_until:
         ctx.run.echo(f"{name}: {universe_until:,} steps on sub-universes of "
                      f"{len(ctx.universe.panels) if ctx.universe else 0} tickers, then "
-                     f"{run.timesteps - universe_until:,} on {','.join(ctx.stage.tickers)}")
+                     f"{phases.total - universe_until:,} on {','.join(ctx.stage.tickers)}")
     frozen = ctx.stage.transfer.parameters
     if frozen_until and start < frozen_until:
         ctx.run.echo(f"{name}: the transferred {', '.join(frozen)} stay fixed for the first "
                      f"{frozen_until:,} steps")
-    ends = sorted({end for end in (universe_until, frozen_until) if start < end < run.timesteps}
-                  | {run.timesteps})
+    ends = sorted({end for end in (universe_until, frozen_until) if start < end < phases.total}
+                  | {phases.total})
     universe_env: Any = None
     on_universe = freezing = False
     try:
@@ -64,13 +101,15 @@ def learn_in_phases(ctx: StageContext, agent: Agent, run: StageRun, monitor: Sta
                 freezing = not freezing
                 set_trainable(agent, frozen, not freezing)
             agent.learn(end, monitor)
-            if stop.requested:
+            if stopped():
                 return
     finally:
         if on_universe:
             switch_environment(agent, env)
         if freezing:
             set_trainable(agent, frozen, True)
+        if universe_env is not None:
+            universe_env.close()
 
 
 def set_trainable(agent: Agent, prefixes: tuple[str, ...], trainable: bool) -> None:
@@ -138,7 +177,8 @@ def train_agent(ctx: StageContext, agent: Agent, run: StageRun, env: Any,
                 evaluate=periodic_evaluator(ctx, run) if ctx.eval_every else None,
                 evaluate_every=ctx.eval_every,
             )
-            learn_in_phases(ctx, agent, run, monitor, stop, env)
+            learn_in_phases(ctx, agent, Phases.of_stage(ctx, run), monitor,
+                            lambda: stop.requested, env)
     finally:
         progress.close()
         for logger in loggers:

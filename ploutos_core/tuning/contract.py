@@ -33,7 +33,7 @@ class TuningProblem:
 
     :param stage_name: the stage being tuned (for names and messages).
     :param space: the search space and trial budget.
-    :param objective: trains a trial and returns its validation score (higher is better).
+    :param objective: trains a trial and returns its score (higher is better).
     :param storage: a database URL (``sqlite:///…``, ``postgresql://…``) or a
         journal file path; the study lives there so it can resume and be shared.
     :param study_name: the study's name inside the storage.
@@ -41,6 +41,8 @@ class TuningProblem:
         (finished and pruned trials of earlier runs and other workers count).
     :param seed: seed of the sampler.
     :param on_trial: called with one line per finished trial, for progress output.
+    :param score_name: what the score is, for those lines (``selection Sharpe``: the
+        Sharpe ratio on the stage's selection window).
     """
 
     stage_name: str
@@ -51,6 +53,7 @@ class TuningProblem:
     n_trials: int
     seed: int = 0
     on_trial: Callable[[str], None] = print
+    score_name: str = "score"
 
 
 @attrs.frozen
@@ -58,7 +61,7 @@ class TuningResult:
     """Outcome of a study.
 
     :param best_params: the best trial's parameters.
-    :param best_value: its validation score.
+    :param best_value: its score.
     :param trials_completed: trials that ran to the end, in the whole study.
     :param trials_pruned: trials stopped early, in the whole study.
     :param study_name: the study's name.

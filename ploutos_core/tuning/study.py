@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 #: version of the ``optimized_params.json`` layout.
 PARAMS_FORMAT = 1
-#: validation Sharpe is clipped to this magnitude (a flat portfolio gives ±inf).
+#: a trial's Sharpe is clipped to this magnitude (a flat portfolio gives ±inf).
 SHARPE_LIMIT = 100.0
 
 
@@ -101,7 +101,7 @@ def trial_timesteps(stage: StageSpec, timesteps: int, n_envs: int) -> int:
 
 
 def sharpe_value(value: float) -> float:
-    """A validation Sharpe a study can rank: NaN → ``-SHARPE_LIMIT``, clipped to ±limit."""
+    """A Sharpe ratio a study can rank: NaN → ``-SHARPE_LIMIT``, clipped to ±limit."""
     if math.isnan(value):
         return -SHARPE_LIMIT
     return max(-SHARPE_LIMIT, min(SHARPE_LIMIT, float(value)))
@@ -140,8 +140,10 @@ class TrialObjective:
     """``objective(params, report)`` of :class:`~ploutos_core.tuning.contract.TuningProblem`
     for a stage.
 
-    Trials train on the stage's training split without its selection window and are
-    scored on that window (validation only for a stage that has none, said once).
+    Trials train on the stage's training split without its selection window — in the
+    stage's phases (its universe first, transferred tensors fixed), shrunk to the trial's
+    steps — and are scored on that window (validation only for a stage that has none,
+    said once).
 
     :param ctx: the stage, resolved for the run (data, algorithm, environments).
     :param start_from: weights every trial starts from (those the stage starts from).
@@ -150,6 +152,7 @@ class TrialObjective:
 
     def __init__(self, ctx: StageContext, start_from: Path | None, steps: int) -> None:
         from ploutos_core.training.builder import build_env
+        from ploutos_core.training.loop import Phases
         from ploutos_core.training.selection import selection_split
 
         self.ctx = ctx
@@ -158,6 +161,7 @@ class TrialObjective:
         self.stop = StopFlag()
         self.split = selection_split(ctx)
         self.selection_env = build_env(ctx, self.split, mode="backtest")  # type: ignore[arg-type]
+        self.phases = Phases.scaled(ctx, start_from, steps)
 
     def __call__(self, params: Mapping[str, float | int], report: ReportFn) -> float:
         """Train one trial; report the selection Sharpe ``reports`` times; return the last.
@@ -166,19 +170,23 @@ class TrialObjective:
         :raises TuningStopped: on SIGINT/SIGTERM.
         """
         from ploutos_core.training.builder import build_agent, build_env, fit_to_budget
+        from ploutos_core.training.loop import learn_in_phases
 
         if self.stop.requested:
             raise TuningStopped(self.stop.signal_name)
-        ctx, stage = self.ctx, self.ctx.stage
-        hp = fit_to_budget(apply_params(stage.hyperparameters, params), self.steps, ctx.n_envs)
-        env = build_env(ctx)
+        stage = self.ctx.stage
+        quiet = attrs.evolve(self.ctx, run=attrs.evolve(self.ctx.run, echo=_quiet))
+        hp = fit_to_budget(apply_params(stage.hyperparameters, params), self.steps,
+                           quiet.n_envs)
+        env = build_env(quiet)
         try:
-            agent = build_agent(attrs.evolve(ctx, run=attrs.evolve(ctx.run, echo=_quiet)),
-                                env, hp, start_from=self.start_from)
+            agent = build_agent(quiet, env, hp, start_from=self.start_from)
             reports = stage.tuning.reports
             targets = [math.ceil(self.steps * k / reports) for k in range(1, reports)]
             monitor = _TrialMonitor(self, agent, report, targets)
-            agent.learn(self.steps, monitor)
+            # The stage's universe and freeze phases, shrunk to the trial's budget.
+            learn_in_phases(quiet, agent, self.phases, monitor,
+                            lambda: monitor.pruned_at is not None or self.stop.requested, env)
         finally:
             env.close()
         if self.stop.requested:
@@ -252,13 +260,18 @@ def run_study(ctx: StageContext, start_from: Path | None, *, study_name: str,
         return hp
     steps = trial_timesteps(stage, ctx.timesteps, ctx.n_envs)
     objective = TrialObjective(ctx, start_from, steps)
+    phases = objective.phases
     echo(f"{stage.name}: tuning {', '.join(TUNED)} with {tuner.name}: {budget} trials "
-         f"of {steps:,} steps scored on {objective.split}, study {study_name!r} in "
+         f"of {steps:,} steps"
+         + (f" (the first {phases.universe_until:,} on sub-universes)"
+            if phases.universe_until else "")
+         + f" scored on {objective.split}, study {study_name!r} in "
          f"{redact_storage(storage)}" + (f", from {start_from}" if start_from else ""))
     problem = TuningProblem(stage_name=stage.name, space=stage.tuning, objective=objective,
                             storage=storage, study_name=study_name, n_trials=budget,
                             seed=sampler_seed,
-                            on_trial=lambda line: echo(f"{stage.name}: {line}"))
+                            on_trial=lambda line: echo(f"{stage.name}: {line}"),
+                            score_name=f"{objective.split} Sharpe")
     started = time.monotonic()
     created = not stage_dir.exists()
     stage_dir.mkdir(parents=True, exist_ok=True)
