@@ -257,7 +257,7 @@ def test_a_resumed_stage_freezes_exactly_the_steps_it_had_left_to_freeze(
     stage = make_tiny_stage("second", transfer=TransferSettings(
         parameters=("encoder", "context"), freeze_fraction=0.5))
     lines: list[str] = []
-    ctx = SimpleNamespace(stage=stage, universe_steps=0, universe=None,
+    ctx = SimpleNamespace(stage=stage, universe=None,
                           run=SimpleNamespace(echo=lines.append))
     run = SimpleNamespace(start_from=source, timesteps=1000)
 

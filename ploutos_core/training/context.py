@@ -157,14 +157,6 @@ class StageContext:
     universe: Universe | None = None
 
     @property
-    def universe_steps(self) -> int:
-        """Steps trained on sampled sub-universes before the stage's own tickers (0 without
-        a universe)."""
-        if self.universe is None:
-            return 0
-        return round(self.stage.universe.fraction * self.timesteps)
-
-    @property
     def eval_every(self) -> int:
         """Steps between evaluations on the selection window: ``--eval-freq``, else the
         stage's ``selection_every`` (0: none)."""

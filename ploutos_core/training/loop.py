@@ -31,14 +31,6 @@ def freezes_transfer(ctx: StageContext, start_from: Path | None) -> bool:
         not continues_itself(start_from, ctx.stage.name)
 
 
-def frozen_steps(ctx: StageContext, run: StageRun) -> int:
-    """Steps of the stage during which the tensors it copied stay fixed (see
-    :func:`freezes_transfer`)."""
-    if not freezes_transfer(ctx, run.start_from):
-        return 0
-    return round(ctx.stage.transfer.freeze_fraction * run.timesteps)
-
-
 @attrs.frozen
 class Phases:
     """Where training changes what it trains: on the stage's universe before
@@ -52,13 +44,13 @@ class Phases:
     @classmethod
     def of_stage(cls, ctx: StageContext, run: StageRun) -> Phases:
         """The phases of the stage's own training."""
-        return cls(total=run.timesteps, universe_until=ctx.universe_steps,
-                   frozen_until=frozen_steps(ctx, run))
+        return cls.scaled(ctx, run.start_from, run.timesteps)
 
     @classmethod
     def scaled(cls, ctx: StageContext, start_from: Path | None, total: int) -> Phases:
-        """The stage's phases shrunk to a run of ``total`` steps that starts from
-        ``start_from`` (a tuning trial trains the way the stage will)."""
+        """The stage's phases over a run of ``total`` steps that starts from
+        ``start_from``: the stage's own, or a tuning trial's, which trains the way the
+        stage will."""
         fraction = ctx.stage.universe.fraction if ctx.universe is not None else 0.0
         freeze = ctx.stage.transfer.freeze_fraction if freezes_transfer(ctx, start_from) \
             else 0.0
